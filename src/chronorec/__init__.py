@@ -1,0 +1,3 @@
+"""chronorec: time-aware user behavior modeling for recommender systems."""
+
+__version__ = "0.1.0"

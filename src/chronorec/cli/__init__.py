@@ -1,0 +1,53 @@
+"""The `chronorec` command line.
+
+Each module in this package adds its commands to the shared :data:`app` on import (one concern per
+module: `prepare.py`, `train.py`, ...). Modules are discovered, so adding a command never means
+editing this file. Every :class:`~chronorec.errors.ChronorecError` becomes one line on stderr and
+exit status 2; nothing else is caught, so real bugs keep their tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+
+from chronorec.errors import ChronorecError
+
+app = typer.Typer(
+    name="chronorec",
+    help="Time-aware user behavior modeling: prepare logs, train TIN / INTERPOS / PIN models, analyze, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _load_commands() -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point (`chronorec ...` and `python -m chronorec ...`)."""
+    _load_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except ChronorecError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as err:  # click usage errors carry their own exit codes
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
