@@ -1,0 +1,117 @@
+"""Multi-head self-attention blocks shared by the CTR (SASRec/BERT4Rec/BST/DSIN) and next-item models.
+
+Layout follows SASRec as implemented in RecBole (``TransformerLayer``): **post-LN** residuals,
+
+    h = LayerNorm(x + Dropout(MHA(x)))
+    y = LayerNorm(h + Dropout(W2 · Dropout(act(W1 · h))))
+
+Attention goes through :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels
+on CPU). Padding safety: keys at padded positions are masked out, and a query whose row has no
+visible key at all (a fully padded row, or a padded query under a causal mask) attends to itself
+instead, so softmax never sees an all ``-inf`` row and never yields NaN. Outputs at padded
+positions are zeroed after every block, so junk written into padded inputs cannot leak.
+
+Example::
+
+    >>> import torch
+    >>> enc = TransformerEncoder(n_layers=2, dim=16, heads=2, inner=32, dropout=0.0)
+    >>> x = torch.randn(3, 5, 16)                                  # [B, L, D]
+    >>> mask = torch.arange(5)[None, :] < torch.tensor([5, 2, 0])[:, None]  # [B, L] real positions
+    >>> y = enc(x, mask, causal=True)                              # [B, L, D]
+    >>> bool(torch.isfinite(y).all()), bool((y[2] == 0).all())
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_ACTS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+def attention_mask(mask: Tensor, causal: bool, attn_mask: Tensor | None = None) -> Tensor:
+    """Boolean ``[B, 1, L, L]`` "may attend" matrix, with the diagonal always allowed.
+
+    ``mask``: ``[B, L]`` True at real positions. ``attn_mask``: optional extra ``[B, L, L]``
+    restriction (e.g. DSIN's same-session mask). Keeping the diagonal guarantees every query row has
+    at least one allowed key, which keeps SDPA's softmax finite for padded/empty rows; real queries
+    still see themselves anyway, so this changes nothing for them.
+    """
+    B, L = mask.shape
+    allowed = mask[:, None, :].expand(B, L, L)  # [B, Lq, Lk]: keys must be real
+    if causal:
+        tri = torch.ones(L, L, dtype=torch.bool, device=mask.device).tril()  # [L, L]
+        allowed = allowed & tri
+    if attn_mask is not None:
+        allowed = allowed & attn_mask
+    eye = torch.eye(L, dtype=torch.bool, device=mask.device)  # [L, L]
+    return (allowed | eye)[:, None]  # [B, 1, L, L]
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Self-attention with Q/K/V/output projections. ``x [B, L, D] , allowed [B, 1, L, L] -> [B, L, D]``."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.attn_dropout = dropout
+
+    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
+        B, L, D = x.shape
+        qkv = self.qkv(x).view(B, L, 3, self.heads, D // self.heads)  # [B, L, 3, h, d]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, h, L, d]
+        drop = self.attn_dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)  # [B, h, L, d]
+        return self.out(y.transpose(1, 2).reshape(B, L, D))  # [B, L, D]
+
+
+class TransformerBlock(nn.Module):
+    """One post-LN Transformer layer (SASRec/RecBole layout).
+
+    ``forward(x [B, L, D], mask [B, L] bool, causal: bool, attn_mask [B, L, L] | None) -> [B, L, D]``
+    """
+
+    def __init__(self, dim: int, heads: int, inner: int, dropout: float = 0.0, act: str = "gelu") -> None:
+        super().__init__()
+        if act not in _ACTS:
+            raise ValueError(f"unknown activation {act!r}; choose from {sorted(_ACTS)}")
+        self.attn = MultiHeadSelfAttention(dim, heads, dropout)
+        self.ln1 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, inner), _ACTS[act](), nn.Dropout(dropout), nn.Linear(inner, dim))
+        self.ln2 = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self, x: Tensor, mask: Tensor, causal: bool = False, attn_mask: Tensor | None = None,
+        _allowed: Tensor | None = None,
+    ) -> Tensor:
+        allowed = attention_mask(mask, causal, attn_mask) if _allowed is None else _allowed  # [B, 1, L, L]
+        h = self.ln1(x + self.drop(self.attn(x, allowed)))  # [B, L, D]
+        y = self.ln2(h + self.drop(self.ffn(h)))  # [B, L, D]
+        return y * mask[..., None].to(y.dtype)  # [B, L, D]: padded rows exactly zero
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerBlock`. ``forward(x [B,L,D], mask [B,L], causal) -> [B,L,D]``.
+
+    Input rows at padded positions are zeroed first, so the values the caller left there are irrelevant.
+    """
+
+    def __init__(
+        self, n_layers: int, dim: int, heads: int, inner: int, dropout: float = 0.0, act: str = "gelu"
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerBlock(dim, heads, inner, dropout, act) for _ in range(n_layers))
+
+    def forward(self, x: Tensor, mask: Tensor, causal: bool = False, attn_mask: Tensor | None = None) -> Tensor:
+        allowed = attention_mask(mask, causal, attn_mask)  # [B, 1, L, L], built once for all layers
+        x = x * mask[..., None].to(x.dtype)  # [B, L, D]
+        for layer in self.layers:
+            x = layer(x, mask, causal, _allowed=allowed)  # [B, L, D]
+        return x
