@@ -1,0 +1,196 @@
+"""Temporal encodings any encoder can add to its behavior and target embeddings.
+
+One interface: ``forward(batch) -> (hist_enc [B, L, D], target_enc [B, D])``, exactly zero at
+padded history positions. Which one a model uses is its config's ``temporal`` field:
+
+=============  =================================================================================
+``none``       zeros (no temporal information)
+``ttep``       TIN's TTE-P: behavior i of H gets ``H - i + 1`` (most recent = 1), target 0 = origin
+``ttet``       TIN's TTE-T: ``bucketize(t_T - t_i)`` with ``schema.bin_edges["interval"]``, target 0
+``coe``        chronological order: behavior i gets ``i`` (1 = oldest); target-agnostic; target 0
+``calendar``   timestamp encoding: emb(hour) + emb(weekday) + emb(month) of each behavior's time;
+               the target's fields are computed from ``target_ts`` (UTC) in torch
+=============  =================================================================================
+
+Index tables have ``n`` rows with row 0 the origin. TTE-P and COE size them from
+``schema.max_history_len`` (``n = max_len + 1``); a longer history at serving time reuses the last
+row for every index ``>= max_len`` (clamped) instead of failing.
+
+Example::
+
+    >>> from chronorec.data.batch import synthetic_batch
+    >>> from chronorec.data.schema import DatasetSchema
+    >>> schema = DatasetSchema(name="t", protocol="ctr-leave-one-out", task="ctr", n_users=10,
+    ...     n_items=48, n_events=100, vocab_sizes={"item": 50}, max_history_len=5,
+    ...     bin_edges={"interval": [3600.0, 86400.0]})
+    >>> batch = synthetic_batch(batch_size=3, max_len=5)
+    >>> hist, tgt = build_temporal("ttet", schema, dim=8)(batch)
+    >>> hist.shape, tgt.shape                                  # [B, L, D], [B, D]
+    (torch.Size([3, 5, 8]), torch.Size([3, 8]))
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from chronorec.data.batch import Batch
+from chronorec.data.schema import DatasetSchema
+
+TemporalKind = Literal["none", "ttep", "ttet", "coe", "calendar"]
+
+
+def bucketize(values: Tensor, edges: Tensor) -> Tensor:
+    """Bin ids ``1 .. len(edges) + 1``: ``1 + #{edges <= value}`` (numpy ``searchsorted(side="right") + 1``).
+
+    Bin k (1-based) holds ``[edges[k-2], edges[k-1])``, so a value equal to an edge falls in the
+    bin above it. Id 0 is left free for the origin/padding.
+    """
+    return torch.bucketize(values, edges.to(values.dtype), right=True) + 1
+
+
+def integer_edges(edges: list[float]) -> Tensor:
+    """Float edges -> int64 ``ceil(edges)``, exact for integer-second values.
+
+    For an integer v, ``e <= v`` iff ``ceil(e) <= v``, so the bins are unchanged; int64 buffers
+    also survive ``model.to(bfloat16)``, which would round float edges.
+    """
+    return torch.tensor(edges, dtype=torch.float64).ceil().to(torch.long)
+
+
+def calendar_fields(ts: Tensor) -> Tensor:
+    """UTC ``[hour+1, weekday+1 (Mon=1), month]`` of int64 Unix seconds, all in torch. ``[*S] -> [*S, 3]``.
+
+    Month uses Howard Hinnant's ``civil_from_days`` (days -> proleptic Gregorian date).
+    """
+    days = torch.div(ts, 86_400, rounding_mode="floor")  # [*S]
+    hour = torch.div(ts - days * 86_400, 3600, rounding_mode="floor")  # [*S] 0..23
+    wday = (days + 3) % 7  # 1970-01-01 was a Thursday (Mon = 0)
+    z = days + 719_468
+    era = torch.div(z, 146_097, rounding_mode="floor")
+    doe = z - era * 146_097  # day of the 400-year era, 0..146096
+    yoe = torch.div(doe - doe // 1460 + doe // 36_524 - doe // 146_096, 365, rounding_mode="floor")
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)  # day of year starting in March
+    mp = torch.div(5 * doy + 2, 153, rounding_mode="floor")
+    month = torch.where(mp < 10, mp + 3, mp - 9)  # [*S] 1..12
+    return torch.stack([hour + 1, wday + 1, month], dim=-1)  # [*S, 3]
+
+
+class TemporalEncoding(nn.Module):
+    """Base class: ``forward(batch) -> (hist_enc [B, L, D], target_enc [B, D])``, zero at padding."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class NoTemporal(TemporalEncoding):
+    """No temporal information: broadcast zeros (no memory is allocated for them)."""
+
+    def __init__(self, schema: DatasetSchema, dim: int) -> None:
+        super().__init__(dim)
+
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        z = torch.zeros((), device=batch.hist_item.device)
+        return z.expand(*batch.hist_item.shape, self.dim), z.expand(*batch.target_item.shape, self.dim)
+
+
+class _IndexTemporal(TemporalEncoding):
+    """A table ``p`` of ``n`` rows; behaviors look up ``indices(batch)``, the target gets ``p[0]``."""
+
+    def __init__(self, dim: int, n: int, init_std: float = 0.05) -> None:
+        super().__init__(dim)
+        self.table = nn.Embedding(n, dim)
+        nn.init.normal_(self.table.weight, std=init_std)
+
+    def indices(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        idx = self.indices(batch)  # [B, L]
+        hist = self.table(idx) * batch.mask.unsqueeze(-1).to(self.table.weight.dtype)  # [B, L, D]
+        target = self.table.weight[0].expand(*batch.target_item.shape, self.dim)  # [B, D]: the origin
+        return hist, target
+
+
+class TTEP(_IndexTemporal):
+    """TTE-P: index ``H - i + 1`` (``batch.positions_from_recent()``), clamped to ``max_len``."""
+
+    def __init__(self, schema: DatasetSchema, dim: int) -> None:
+        self.max_len = max(schema.max_history_len, 1)
+        super().__init__(dim, self.max_len + 1)
+
+    def indices(self, batch: Batch) -> Tensor:
+        return batch.positions_from_recent().clamp(max=self.max_len)  # [B, L]
+
+
+class COE(_IndexTemporal):
+    """Chronological order encoding: index ``i`` (1-based, oldest = 1), clamped to ``max_len``."""
+
+    def __init__(self, schema: DatasetSchema, dim: int) -> None:
+        self.max_len = max(schema.max_history_len, 1)
+        super().__init__(dim, self.max_len + 1)
+
+    def indices(self, batch: Batch) -> Tensor:
+        ar = torch.arange(1, batch.max_len + 1, device=batch.hist_item.device)  # [L]
+        return ar.clamp(max=self.max_len).expand_as(batch.hist_item)  # [B, L]
+
+
+class TTET(_IndexTemporal):
+    """TTE-T: ``bucketize(t_T - t_i, schema.bin_edges["interval"])`` -> ids ``1 .. n_edges + 1``.
+
+    The edges live in an int64 buffer (see :func:`integer_edges`), so a saved model carries them.
+    Only one target per row is supported (``target_ts [B]``).
+    """
+
+    def __init__(self, schema: DatasetSchema, dim: int) -> None:
+        edges = schema.bin_edges.get("interval")
+        if not edges:
+            raise ValueError('temporal="ttet" needs schema.bin_edges["interval"] (fitted at prepare time)')
+        super().__init__(dim, len(edges) + 2)
+        self.register_buffer("edges", integer_edges(edges))
+
+    def indices(self, batch: Batch) -> Tensor:
+        if batch.per_position_targets:
+            raise ValueError("TTE-T needs one target per row (target_ts [B])")
+        tau = batch.target_ts.unsqueeze(1) - batch.hist_ts  # [B, L] seconds before the target
+        return bucketize(tau, self.edges)  # [B, L] in 1 .. n_edges + 1
+
+
+class CalendarEncoding(TemporalEncoding):
+    """Timestamp encoding: ``emb_h(hour) + emb_w(weekday) + emb_m(month)`` (ids as in ``hist_calendar``)."""
+
+    SIZES = (25, 8, 13)  # hour+1 in 1..24, weekday+1 in 1..7, month in 1..12; 0 = padding
+
+    def __init__(self, schema: DatasetSchema, dim: int, init_std: float = 0.05) -> None:
+        super().__init__(dim)
+        self.tables = nn.ModuleList(nn.Embedding(n, dim, padding_idx=0) for n in self.SIZES)
+        for t in self.tables:
+            nn.init.normal_(t.weight, std=init_std)
+            with torch.no_grad():
+                t.weight[0].zero_()
+
+    def _encode(self, cal: Tensor) -> Tensor:
+        return sum(t(cal[..., k]) for k, t in enumerate(self.tables))  # [*S, D]
+
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        hist = self._encode(batch.hist_calendar) * batch.mask.unsqueeze(-1).to(self.tables[0].weight.dtype)
+        target = self._encode(calendar_fields(batch.target_ts))  # [B, D]
+        return hist, target  # [B, L, D], [B, D]
+
+
+_KINDS: dict[str, type[TemporalEncoding]] = {
+    "none": NoTemporal, "ttep": TTEP, "ttet": TTET, "coe": COE, "calendar": CalendarEncoding,
+}
+
+
+def build_temporal(kind: str, schema: DatasetSchema, dim: int) -> TemporalEncoding:
+    """The temporal encoding named ``kind`` (one of :data:`TemporalKind`), ``dim`` wide."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown temporal encoding {kind!r}; choose from {sorted(_KINDS)}")
+    return _KINDS[kind](schema, dim)

@@ -1,0 +1,87 @@
+"""What every CTR model shares: config fields, semantic + temporal embedding, item bias, MLP head.
+
+A CTR model here is an *interest encoder* over ``(e~ [B, L, D], v~ [B, D])`` plus an MLP head:
+
+    e~_i = [item ; side...](x_i) + p(x_i)        FeatureEmbedding + the configured temporal encoding
+    v~_T = [item ; side...](x_T) + p(x_T)
+    y    = MLP(features) + b[x_T]                 logit; b is the optional per-item bias
+
+Presets (``tin_wo_tte``, ``din_prime``, ...) are the same class registered again with a config
+subclass whose defaults differ (:func:`config_preset`), so there is no copied model code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from torch import Tensor, nn
+
+from chronorec.data.batch import Batch
+from chronorec.data.schema import DatasetSchema
+from chronorec.layers.embedding import FeatureEmbedding
+from chronorec.layers.mlp import MLP, Activation
+from chronorec.layers.temporal import TemporalKind, build_temporal
+from chronorec.models.base import CTRModel
+
+
+class CTRConfig(BaseModel):
+    """Fields every CTR model has (defaults: the TIN paper's Amazon setting)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dim: int = Field(64, gt=0, description="embedding size per feature part (D = dim * n_parts)")
+    temporal: TemporalKind = "none"
+    mlp: list[int] = Field(default_factory=lambda: [80, 40], description="MLP tower hidden sizes")
+    activation: Activation = "sigmoid"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    item_bias: bool = False
+
+
+def config_preset(base: type[BaseModel], name: str, **defaults: Any) -> type[BaseModel]:
+    """A subclass of ``base`` with other default values (e.g. ``temporal="none"``), same validators."""
+    fields: dict[str, Any] = {k: (base.model_fields[k].annotation, v) for k, v in defaults.items()}
+    return create_model(name, __base__=base, **fields)
+
+
+class CTRBase(CTRModel):
+    """Embeddings, temporal encoding and item bias; subclasses build their encoder and head.
+
+    ``encode(batch) -> (e~ [B, L, D] zero at padding, v~ [B, D])``.
+    """
+
+    def __init__(self, schema: DatasetSchema, cfg: CTRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = FeatureEmbedding(schema, cfg.dim)
+        self.D = self.embed.out_dim
+        self.temporal = build_temporal(cfg.temporal, schema, self.D)
+        self.bias = nn.Embedding(schema.item_vocab, 1) if cfg.item_bias else None
+        if self.bias is not None:
+            nn.init.zeros_(self.bias.weight)
+
+    def semantic(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Semantic embeddings only: ``(e [B, L, D], v [B, D])``."""
+        return self.embed.history(batch), self.embed.target(batch)
+
+    def encode(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Semantic + temporal: ``(e~ [B, L, D], v~ [B, D])``, e~ exactly zero at padding."""
+        e, v = self.semantic(batch)
+        pe, pv = self.temporal(batch)
+        return e + pe, v + pv  # [B, L, D], [B, D]
+
+    def head(self, dim_in: int) -> MLP:
+        return MLP(dim_in, self.cfg.mlp, self.cfg.activation, self.cfg.dropout, out_dim=1)
+
+    def logit(self, mlp: nn.Module, features: Tensor, batch: Batch) -> Tensor:
+        """``MLP(features) + b[x_T]``. ``features [B, F] -> [B]``."""
+        y = mlp(features).squeeze(-1)  # [B]
+        if self.bias is not None:
+            y = y + self.bias(batch.target_item).squeeze(-1)
+        return y
+
+
+def zero_pad(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` with padded positions set to exactly 0 (``where``, so NaN/inf junk cannot leak). ``[B, L]``"""
+    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))

@@ -1,0 +1,105 @@
+"""TIN — Temporal Interest Network (Zhou, Pan et al., WWW'24 Companion, arXiv 2308.08487).
+
+Equations (notation of ``design/METHODS.md`` §1)::
+
+    e~_i = e_i + p[f(x_i)]                 f = TTE-P (default) | TTE-T | COE | calendar | none
+    v~_T = v_T + p[0]                      the target sits at the origin
+    z_i  = <v~_T, e~_i> / sqrt(D)          target-aware attention (TA), no projections
+    a_i  = softmax_i(z_i) over real behaviors          (attention="mean": a_i = 1/H)
+    u    = sum_i a_i e~_i                               (eq2=True: u = sum_i a_i (e~_i * v~_T), Eq. 2)
+    u'   = Linear_D(scale * u + shift)                  (affine_u=False: u' = u)
+    y    = MLP([u', v~_T, u' * v~_T]) + b[x_T]          target-aware representation (TR)
+           MLP([u', v~_T])                              representation="none", or eq2=True (TR is in u)
+
+Ablations (registered names): ``tin_wo_tte`` (no p), ``tin_wo_ta`` (masked mean), ``tin_wo_tr``
+(no product term); temporal-encoding variants ``tin_ttet``, ``tin_coe``, ``tin_calendar``.
+
+``explain`` follows Table 2 of the paper: ``attn_logit = z_i`` (None without TA) and
+``rep_norm = ||e~_i * v~_T||_2`` with TR, ``||e~_i||_2`` without it.
+
+Deviations from the paper (following the released code, see METHODS.md):
+- ``u`` goes through the released code's fixed affine (its BatchNorm runs in inference mode) and a
+  D x D linear layer before the MLP; emulated by a learned per-feature scale/shift (``affine_u``).
+- Eq. 2 puts TR inside the sum; the released code multiplies outside (``u' * v~_T``), which is the
+  default. Since ``sum_i a_i (e~_i * v~_T) = (sum_i a_i e~_i) * v~_T`` the Eq. 2 variant costs nothing.
+- A per-item bias ``b[x_T]`` is added to the logit, as in the released code; no user embedding.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import model_validator
+from torch import Tensor, nn
+
+from chronorec.data.batch import Batch
+from chronorec.data.schema import DatasetSchema
+from chronorec.layers.attention import attention_pool, dot_attention_logits, masked_softmax, mean_weights
+from chronorec.layers.temporal import TemporalKind
+from chronorec.models.base import Explanation, ModelOutput
+from chronorec.models.ctr.common import CTRBase, CTRConfig, config_preset, zero_pad
+from chronorec.models.registry import register_model
+
+
+class TINConfig(CTRConfig):
+    temporal: TemporalKind = "ttep"
+    attention: Literal["target", "mean"] = "target"
+    representation: Literal["product", "none"] = "product"
+    eq2: bool = False
+    item_bias: bool = True
+    affine_u: bool = True
+
+    @model_validator(mode="after")
+    def _eq2_needs_tr(self) -> TINConfig:
+        if self.eq2 and self.representation == "none":
+            raise ValueError("eq2=True puts the target-aware representation inside u; it needs representation='product'")
+        return self
+
+
+class TIN(CTRBase):
+    """Temporal Interest Network: target-aware temporal encoding, attention and representation."""
+
+    def __init__(self, schema: DatasetSchema, cfg: TINConfig) -> None:
+        super().__init__(schema, cfg)
+        D = self.D
+        self.scale = nn.Parameter(torch.ones(D)) if cfg.affine_u else None
+        self.shift = nn.Parameter(torch.zeros(D)) if cfg.affine_u else None
+        self.proj = nn.Linear(D, D) if cfg.affine_u else nn.Identity()
+        self.product = cfg.representation == "product" and not cfg.eq2  # product term in the MLP input
+        self.mlp = self.head(3 * D if self.product else 2 * D)
+
+    def _weights(self, e: Tensor, v: Tensor, mask: Tensor) -> tuple[Tensor | None, Tensor]:
+        """``(logits [B, L] or None, weights [B, L])`` of the configured attention."""
+        if self.cfg.attention == "target":
+            z = dot_attention_logits(v, e)  # [B, L]
+            return z, masked_softmax(z, mask)
+        return None, mean_weights(mask, e.dtype)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        e, v = self.encode(batch)  # [B, L, D], [B, D]
+        _, a = self._weights(e, v, batch.mask)  # [B, L]
+        u = attention_pool(a, e)  # [B, D]
+        if self.cfg.eq2:
+            u = u * v  # [B, D] = sum_i a_i (e~_i * v~_T)
+        if self.scale is not None:
+            u = self.proj(u * self.scale + self.shift)  # [B, D]
+        feats = [u, v, u * v] if self.product else [u, v]
+        return ModelOutput(logits=self.logit(self.mlp, torch.cat(feats, dim=-1), batch))
+
+    @torch.no_grad()
+    def explain(self, batch: Batch) -> Explanation:
+        e, v = self.encode(batch)  # [B, L, D], [B, D]
+        z, _ = self._weights(e, v, batch.mask)
+        rep = e * v.unsqueeze(1) if self.cfg.representation == "product" else e  # [B, L, D]
+        attn = None if z is None else zero_pad(z, batch.mask)
+        return Explanation(attn_logit=attn, rep_norm=rep.norm(dim=-1))  # [B, L] each
+
+
+register_model("tin", config=TINConfig)(TIN)
+register_model("tin_wo_tte", config=config_preset(TINConfig, "TINwoTTEConfig", temporal="none"))(TIN)
+register_model("tin_wo_ta", config=config_preset(TINConfig, "TINwoTAConfig", attention="mean"))(TIN)
+register_model("tin_wo_tr", config=config_preset(TINConfig, "TINwoTRConfig", representation="none"))(TIN)
+register_model("tin_ttet", config=config_preset(TINConfig, "TINTTETConfig", temporal="ttet"))(TIN)
+register_model("tin_coe", config=config_preset(TINConfig, "TINCOEConfig", temporal="coe"))(TIN)
+register_model("tin_calendar", config=config_preset(TINConfig, "TINCalendarConfig", temporal="calendar"))(TIN)
