@@ -1,0 +1,124 @@
+"""Time features computed once at prepare time, and the bucketing every layer mirrors.
+
+* ``gap``: seconds from an event to the same user's previous event, ``-1`` for a user's first.
+* calendar fields of the UTC timestamp: ``hour`` 0-23, ``wday`` 0-6 (Monday = 0), ``month`` 1-12
+  (day-granular sources simply have hour 0 everywhere).
+* equal-frequency bin edges, fitted on training data only: ``n_bins - 1`` interior quantiles
+  (``inverted_cdf``, so every edge is an observed value), duplicates dropped, so day-granular
+  data with many zero gaps gets fewer, still meaningful, bins.
+
+Bucketing convention (mirror it in torch with ``torch.bucketize(x, edges, right=False) + 1``)::
+
+    id(x) = 1 + #{edges < x} = searchsorted(edges, x, side="left") + 1   in 1 .. len(edges) + 1
+
+so bin k (1-based) is ``(edges[k-2], edges[k-1]]`` and a value equal to an edge falls in the lower
+bin; e.g. every zero interval shares bin 1 when the first edge is 0. Id 0 stays free for padding /
+the target's own origin (TIN's ``p[0]``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SECONDS_PER_DAY = 86_400
+EXACT_PAIR_LIMIT = 20_000_000  # above this many (target, behavior) pairs the interval edges use a sample
+
+
+def ragged_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` over rows, vectorised (int64)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    row_first = np.cumsum(lengths) - lengths  # position of each row's first element in the output
+    out = np.ones(total, dtype=np.int64)
+    nz = lengths > 0
+    out[row_first[nz]] = starts[nz]
+    # at each row start, jump from the previous row's last value to this row's first value
+    prev_last = np.concatenate([[0], (starts + lengths - 1)[nz][:-1]])
+    out[row_first[nz]] -= prev_last
+    return np.cumsum(out)
+
+
+def calendar_fields(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hour 0-23, weekday 0-6 with Monday = 0, month 1-12) of UTC epoch seconds, as int8 arrays."""
+    ts = np.asarray(ts, dtype=np.int64)
+    days = np.floor_divide(ts, SECONDS_PER_DAY)
+    hour = (ts - days * SECONDS_PER_DAY) // 3600
+    wday = (days + 3) % 7  # 1970-01-01 was a Thursday
+    month = ts.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64) % 12 + 1
+    return hour.astype(np.int8), wday.astype(np.int8), month.astype(np.int8)
+
+
+def event_gaps(ts: np.ndarray, user: np.ndarray) -> np.ndarray:
+    """Per event, seconds since the same user's previous event (-1 for the first); rows sorted by (user, ts)."""
+    ts = np.asarray(ts, dtype=np.int64)
+    gap = np.full(ts.shape, -1, dtype=np.int64)
+    if ts.size > 1:
+        same = user[1:] == user[:-1]
+        gap[1:] = np.where(same, ts[1:] - ts[:-1], -1)
+    return gap
+
+
+def equal_frequency_edges(values: np.ndarray, n_bins: int) -> list[float]:
+    """``n_bins - 1`` interior quantile edges of ``values`` (observed values), duplicates dropped."""
+    values = np.asarray(values)
+    if values.size == 0 or n_bins < 2:
+        return []
+    qs = np.arange(1, n_bins) / n_bins
+    edges = np.quantile(values, qs, method="inverted_cdf")
+    return [float(e) for e in np.unique(edges)]
+
+
+def bucketize(values: np.ndarray, edges: list[float] | np.ndarray) -> np.ndarray:
+    """Bin ids in ``1 .. len(edges) + 1``: ``searchsorted(edges, x, side="left") + 1`` (see module doc)."""
+    e = np.asarray(edges, dtype=np.float64)
+    return np.searchsorted(e, np.asarray(values, dtype=np.float64), side="left").astype(np.int64) + 1
+
+
+def interval_sample(
+    hist_start: np.ndarray,
+    hist_end: np.ndarray,
+    target_ts: np.ndarray,
+    event_ts: np.ndarray,
+    *,
+    max_pairs: int = EXACT_PAIR_LIMIT,
+    seed: int = 0,
+    chunk: int = 4_000_000,
+) -> np.ndarray:
+    """``target_ts - event_ts[j]`` over every (sample, history row j) pair, or a uniform sample.
+
+    When the number of pairs exceeds ``max_pairs``, ``max_pairs`` pair indices are drawn uniformly
+    (seeded, with replacement) and mapped back to (sample, offset) with a searchsorted over the
+    cumulative history lengths, so memory stays O(max_pairs) however long the histories are.
+    The exact path works in chunks of ``chunk`` pairs for the same reason.
+    """
+    lengths = (np.asarray(hist_end) - np.asarray(hist_start)).astype(np.int64)
+    cum = np.cumsum(lengths)
+    total = int(cum[-1]) if cum.size else 0
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    if total > max_pairs:
+        rng = np.random.default_rng(seed)
+        pair = np.sort(rng.integers(0, total, size=max_pairs))
+        return _pairs_to_intervals(pair, cum, lengths, hist_start, target_ts, event_ts)
+    out = np.empty(total, dtype=np.int64)
+    for lo in range(0, total, chunk):
+        pair = np.arange(lo, min(total, lo + chunk), dtype=np.int64)
+        out[lo : lo + pair.size] = _pairs_to_intervals(pair, cum, lengths, hist_start, target_ts, event_ts)
+    return out
+
+
+def _pairs_to_intervals(
+    pair: np.ndarray,
+    cum: np.ndarray,
+    lengths: np.ndarray,
+    hist_start: np.ndarray,
+    target_ts: np.ndarray,
+    event_ts: np.ndarray,
+) -> np.ndarray:
+    sample = np.searchsorted(cum, pair, side="right")
+    offset = pair - (cum[sample] - lengths[sample])
+    rows = np.asarray(hist_start, dtype=np.int64)[sample] + offset
+    return np.asarray(target_ts, dtype=np.int64)[sample] - event_ts[rows]

@@ -1,0 +1,61 @@
+"""Id vocabularies: raw string ids -> contiguous Int32 ids.
+
+Choice: ids are assigned in **lexicographic order of the raw id string** (so "10" < "9"), which
+makes a vocabulary a pure function of the set of raw values, independent of row order, loader
+or chunking. Id 0 is padding, 1 is unknown (unseen at serving time, or a null side value), and
+real values take 2, 3, ... (:data:`~chronorec.data.schema.FIRST_ID`). A vocabulary is stored as
+``vocab/<field>.parquet`` with columns ``raw`` (Utf8) and ``idx`` (Int32), sorted by ``idx``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from chronorec.data.schema import FIRST_ID, UNK
+
+
+def build_vocab(values: Iterable[pl.Series]) -> pl.DataFrame:
+    """The vocabulary of the non-null values of one or more Utf8 series (``raw``, ``idx``)."""
+    parts = [s.cast(pl.Utf8).drop_nulls().unique() for s in values]
+    raw = pl.concat(parts).unique().sort() if parts else pl.Series("raw", [], dtype=pl.Utf8)
+    return pl.DataFrame(
+        {
+            "raw": raw.rename("raw"),
+            "idx": pl.int_range(FIRST_ID, FIRST_ID + raw.len(), dtype=pl.Int32, eager=True),
+        }
+    )
+
+
+def encode_frame(df: pl.DataFrame, vocabs: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Replace every column named in ``vocabs`` by its Int32 ids (join-based, fast on large frames)."""
+    out = df
+    for field, vocab in vocabs.items():
+        if field not in out.columns:
+            continue
+        tmp = f"__idx_{field}"
+        out = (
+            out.with_columns(pl.col(field).cast(pl.Utf8))
+            .join(vocab.rename({"raw": field, "idx": tmp}), on=field, how="left", maintain_order="left")
+            .with_columns(pl.col(tmp).fill_null(UNK).cast(pl.Int32).alias(field))
+            .drop(tmp)
+        )
+    return out
+
+
+def lookup(vocab: pl.DataFrame, raw: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Raw ids -> int64 ids (UNK for unseen values); used by serving."""
+    frame = pl.DataFrame({"raw": pl.Series("raw", list(raw), dtype=pl.Utf8)})
+    ids = frame.join(vocab, on="raw", how="left", maintain_order="left")["idx"].fill_null(UNK)
+    return ids.to_numpy().astype(np.int64)
+
+
+def save_vocab(vocab: pl.DataFrame, path: Path) -> None:
+    vocab.select(pl.col("raw").cast(pl.Utf8), pl.col("idx").cast(pl.Int32)).write_parquet(path)
+
+
+def load_vocab(path: Path) -> pl.DataFrame:
+    return pl.read_parquet(path)
