@@ -26,7 +26,7 @@ next-item protocols normally hide it, which is why it is off by default.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -166,6 +166,8 @@ class SequenceRecommender(NextItemModel):
     Subclasses implement ``encode(batch) -> [B, L, D]``; ``forward`` adds the target-time term.
     """
 
+    plain_positions: ClassVar[bool] = True  # False: the model has no position term without rhythm
+
     def __init__(self, schema: DatasetSchema, cfg: SeqRecConfig, extra_item_rows: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
@@ -176,7 +178,10 @@ class SequenceRecommender(NextItemModel):
             cfg.rhythm_bucket, scale=cfg.rhythm_scale, cap=cfg.rhythm_cap,
             edges=schema.bin_edges.get("gap") if cfg.rhythm_bucket == "equal_freq" else None,
         )
-        self.positions = PositionRhythmFusion(cfg.rhythm, cfg.dim, cfg.max_len, self.rhythm_ids.n_ids)
+        self.positions = (
+            PositionRhythmFusion(cfg.rhythm, cfg.dim, cfg.max_len, self.rhythm_ids.n_ids)
+            if cfg.rhythm != "none" or self.plain_positions else None
+        )
         self.elapsed_emb = nn.Embedding(self.rhythm_ids.n_ids, cfg.dim, padding_idx=0) if cfg.target_time else None
 
     def item_weights(self) -> Tensor:
@@ -187,6 +192,8 @@ class SequenceRecommender(NextItemModel):
 
     def morphed_positions(self, batch: Batch, rhythm_ids: Tensor | None = None) -> Tensor:
         """``[B|1, L, D]``: positions, morphed by the rhythm of each behavior when configured."""
+        if self.positions is None:
+            raise RuntimeError(f"{type(self).__name__} has no position term without rhythm")
         if self.cfg.rhythm != "none" and rhythm_ids is None:
             rhythm_ids = self.rhythm_ids(batch.hist_gap, batch.mask)  # [B, L]
         return self.positions(rhythm_ids, batch.max_len)

@@ -40,6 +40,8 @@ class GRU4RecConfig(SeqRecConfig):
 class GRU4Rec(SequenceRecommender):
     """GRU4Rec: a GRU over the sequence, one hidden state per position (+ INTERPOS rhythm)."""
 
+    plain_positions = False
+
     def __init__(self, schema: DatasetSchema, cfg: GRU4RecConfig) -> None:
         super().__init__(schema, cfg)
         self.drop = nn.Dropout(cfg.dropout)
