@@ -1,0 +1,94 @@
+"""Build a run's parts from its config: dataset, loaders, model, task, optimizer.
+
+The trainer, ``evaluate``, ``predict`` and ``reproduce`` all go through these, so a run folder is
+read the same way everywhere. The data and next-item modules are imported lazily: they belong to
+other parts of the library and are only needed once a run actually starts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from chronorec.data.schema import DatasetSchema
+from chronorec.errors import ChronorecError
+from chronorec.models.registry import build_config, create_model
+from chronorec.train.config import TrainConfig
+from chronorec.train.ctr_task import CTRTask
+from chronorec.train.task import Task
+
+
+def open_dataset(path: str | Path) -> Any:
+    """The prepared dataset at ``path`` (``PreparedDataset.open``), with a clear error when absent."""
+    from chronorec.data.dataset import PreparedDataset
+
+    p = Path(path)
+    if not (p / "schema.json").is_file():
+        raise ChronorecError(f"not a prepared dataset (no schema.json): {p}; run 'chronorec prepare' first")
+    return PreparedDataset.open(p)
+
+
+def manifest_key(path: str | Path) -> str | None:
+    """The prepared folder's manifest cache key (None when the folder has no manifest)."""
+    m = Path(path) / "manifest.json"
+    if not m.is_file():
+        return None
+    try:
+        key = json.loads(m.read_text()).get("cache_key")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return str(key) if key is not None else None
+
+
+def make_loader(
+    dataset: Any,
+    split: str,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    max_len: int | None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Any:
+    """A ``BatchLoader`` over one split (``iter_epoch(epoch, start_batch=k)`` yields batches)."""
+    from chronorec.data.loader import BatchLoader
+
+    return BatchLoader(
+        dataset, split, batch_size=batch_size, shuffle=shuffle, seed=seed, max_len=max_len,
+        rank=rank, world_size=world_size,
+    )
+
+
+def resolve_model_options(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model's full config (defaults + overrides) as JSON-able values, validated by its type."""
+    return build_config(name, overrides).model_dump(mode="json")
+
+
+def make_model(name: str, schema: DatasetSchema, options: dict[str, Any]) -> nn.Module:
+    return create_model(name, schema, options)
+
+
+def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> Task:
+    """``CTRTask`` or ``NextItemTask`` as the dataset's ``schema.task`` says, with the run's task options."""
+    opts = dict(options or {})
+    groups = list(schema.groups.names)
+    try:
+        if schema.task == "ctr":
+            return CTRTask(group_names=groups, **opts)
+        from chronorec.train.nextitem_task import NextItemTask
+
+        return NextItemTask(group_names=groups, **opts)
+    except TypeError as err:
+        raise ChronorecError(f"task option not understood by the {schema.task} task: {err}") from None
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -1,0 +1,214 @@
+"""Run folders: create them, log into them, and load a trained model back from them.
+
+Layout (everything a later command needs; only rank 0 writes)::
+
+    runs/<name>/<id>/                  name defaults to <dataset>-<model>; id = YYYYmmdd-HHMMSS-s<seed>-<hex>
+      config.json                      resolved RunConfig (data path + manifest cache key, model options, train)
+      env.json                         versions, seed, git sha, host cores, threads, world size, command line
+      metrics.jsonl                    one line per evaluation: epoch, step, split, metrics, train_loss, elapsed
+      metrics.json                     final: valid (best), test, best_epoch, best_step, train_seconds, samples/s
+      checkpoints/last.pt, best.pt     see chronorec.train.checkpoint
+      predictions/test.parquet         index, user, item (internal ids), label + score (CTR) or rank (next-item)
+
+``load_run(run_dir)`` rebuilds dataset, task and model from ``config.json`` alone (plus the prepared
+data it names), which is what ``evaluate``, ``predict``, ``serve`` and the analyses use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from chronorec import __version__
+from chronorec.data.schema import DatasetSchema
+from chronorec.errors import ChronorecError, warn
+from chronorec.train import build
+from chronorec.train.checkpoint import load_checkpoint
+from chronorec.train.config import RunConfig
+from chronorec.train.task import Task
+
+CONFIG = "config.json"
+ENV = "env.json"
+METRICS_LOG = "metrics.jsonl"
+METRICS = "metrics.json"
+CKPT_DIR = "checkpoints"
+
+
+def make_run_id(seed: int) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-s{seed}-{secrets.token_hex(2)}"
+
+
+def new_run_dir(out: Path, name: str, seed: int) -> Path:
+    """A fresh ``out/name/<id>`` folder (the random suffix keeps same-second starts apart)."""
+    while True:
+        d = Path(out) / name / make_run_id(seed)
+        try:
+            d.mkdir(parents=True)
+            return d
+        except FileExistsError:  # pragma: no cover - same second and same 16 random bits
+            continue
+
+
+def checkpoint_path(run_dir: Path, which: Literal["best", "last"]) -> Path:
+    return Path(run_dir) / CKPT_DIR / f"{which}.pt"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + ``os.replace``)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def git_sha() -> str | None:
+    """The source tree's commit (with ``+dirty`` when modified), None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}+dirty" if dirty else sha
+
+
+def environment(seed: int, threads: int, world_size: int, device: str, command: list[str] | None) -> dict:
+    """What ``env.json`` records about where and how a run ran."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cores = os.cpu_count()
+    return {
+        "chronorec": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "polars": pl.__version__,
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "host_cores": cores,
+        "threads": threads,
+        "world_size": world_size,
+        "device": device,
+        "seed": seed,
+        "git_sha": git_sha(),
+        "command": command if command is not None else [],
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+class MetricsLog:
+    """Append-only ``metrics.jsonl``; a resume truncates it to the lines its checkpoint had seen."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lines(self) -> int:
+        if not self.path.is_file():
+            return 0
+        return sum(1 for _ in self.path.open())
+
+    def truncate(self, n: int) -> None:
+        if not self.path.is_file():
+            return
+        kept = self.path.read_text().splitlines(keepends=True)[:n]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, self.path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(record, default=_json_default) + "\n")
+            fh.flush()
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class LoadedRun:
+    """A trained run rebuilt from its folder; ``model`` is in eval mode on CPU."""
+
+    run_dir: Path
+    config: RunConfig
+    dataset: Any  # PreparedDataset
+    schema: DatasetSchema
+    task: Task
+    model: nn.Module
+    checkpoint: dict[str, Any]  # the loaded checkpoint minus model/optimizer tensors
+
+    def loader(self, split: str, batch_size: int | None = None) -> Any:
+        """An unshuffled loader over ``split`` with the run's history cap."""
+        tc = self.config.train
+        return build.make_loader(
+            self.dataset, split, batch_size=batch_size or tc.eval_batch_size, shuffle=False,
+            seed=tc.seed, max_len=tc.max_len,
+        )
+
+    def evaluate(self, split: str = "test") -> dict:
+        return self.task.evaluate(self.model, self.loader(split).iter_epoch(0))
+
+    def predict(self, split: str = "test") -> pl.DataFrame:
+        return self.task.predict(self.model, self.loader(split).iter_epoch(0))
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise ChronorecError(f"not a run folder (no {CONFIG}): {run_dir}")
+    return RunConfig.load(run_dir / CONFIG)
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Warn when the prepared data changed since training (its manifest cache key differs)."""
+    key = build.manifest_key(cfg.data)
+    if cfg.cache_key and key and key != cfg.cache_key:
+        warn(f"prepared data {cfg.data} changed since training (cache key {key[:12]}..., run trained "
+             f"on {cfg.cache_key[:12]}...); metrics may not be comparable")
+
+
+def load_run(run_dir: str | Path, checkpoint: Literal["best", "last"] = "best") -> LoadedRun:
+    """Rebuild a run's dataset, task and trained model (``best`` falls back to ``last`` if absent)."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    check_data(cfg)
+    path = checkpoint_path(run_dir, checkpoint)
+    if checkpoint == "best" and not path.is_file():
+        path = checkpoint_path(run_dir, "last")
+    state = load_checkpoint(path)
+    dataset = build.open_dataset(cfg.data)
+    schema: DatasetSchema = dataset.schema
+    model = build.make_model(cfg.model, schema, cfg.model_options)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ChronorecError(f"checkpoint does not fit model {cfg.model!r}: {first}", file=path) from None
+    model.eval()
+    meta = {k: v for k, v in state.items() if k not in ("model", "optimizer", "rng")}
+    return LoadedRun(run_dir, cfg, dataset, schema, build.make_task(schema, cfg.task_options), model, meta)
+

@@ -1,0 +1,352 @@
+"""The training loop: epochs over a seeded permutation, periodic evaluation, early selection, exact resume.
+
+One :class:`Trainer` drives any model through a :class:`~chronorec.train.task.Task`; it knows nothing
+of labels or rankings. Per step it does forward + loss (the task's), backward, global-norm clipping
+and an optimizer step; the loss is accumulated on the device and read back only when logged.
+
+Evaluation runs every ``eval_every`` epochs or steps on the validation split (rank 0, inference mode,
+big batches). The task's ``select_metric`` (higher is better) picks ``checkpoints/best.pt``;
+``patience`` evaluations without improvement stop the run. At the end the best weights are scored on
+the test split and ``metrics.json`` is written.
+
+Exact resume: ``checkpoints/last.pt`` is written every ``checkpoint_every`` steps and at every
+evaluation with the data position (epoch, next batch of that epoch's permutation), optimizer state,
+selection state and every rank's RNG states. The loader's permutation depends only on (seed, epoch),
+so ``resume(run_dir)`` replays the remaining batches in the same order with the same random streams
+and finishes with the same metrics as an uninterrupted run (same threads, same world size).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from chronorec.errors import ChronorecError, warn
+from chronorec.train import build
+from chronorec.train.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    seed_everything,
+)
+from chronorec.train.config import RunConfig, default_threads
+from chronorec.train.ddp import (
+    DistInfo,
+    all_gather,
+    all_min,
+    barrier,
+    broadcast,
+    init_distributed,
+    shutdown,
+    wrap_model,
+)
+from chronorec.train.runs import (
+    CONFIG,
+    ENV,
+    METRICS,
+    METRICS_LOG,
+    MetricsLog,
+    checkpoint_path,
+    environment,
+    new_run_dir,
+    write_json,
+)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; saved in every checkpoint (plain numbers and dicts)."""
+
+    epoch: int = 0  # epoch to continue with (0-based)
+    batch_in_epoch: int = 0  # next batch of that epoch's permutation
+    global_step: int = 0
+    best_metric: float = float("-inf")
+    best_epoch: float = -1.0  # epochs completed when the best was evaluated (fractional for step evals)
+    best_step: int = -1
+    best_valid: dict = field(default_factory=dict)
+    patience_counter: int = 0
+    stopped: bool = False
+    metrics_lines: int = 0
+    last_eval_step: int = -1
+    loss_sum: float = 0.0  # training loss since the last evaluation (rank 0's)
+    loss_count: int = 0
+    samples_seen: int = 0  # over all ranks
+    train_seconds: float = 0.0  # time in training steps (data + forward + backward + update)
+    elapsed: float = 0.0  # wall time of the run so far, evaluations included
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> TrainState:
+        return cls(**{f.name: ckpt[f.name] for f in fields(cls) if f.name in ckpt})
+
+
+def _show_progress() -> bool:
+    return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("true", "1")
+
+
+def _fmt(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+
+
+class Trainer:
+    """Trains one run in ``run_dir`` (fresh, or continued from ``checkpoints/last.pt``)."""
+
+    def __init__(
+        self, config: RunConfig, run_dir: Path, info: DistInfo, *, resume: bool = False,
+        command: list[str] | None = None, verbose: bool = True,
+    ) -> None:
+        self.config, self.run_dir, self.info, self.verbose = config, run_dir, info, verbose
+        tc = config.train
+        self.threads = tc.threads or default_threads(info.local_world_size)
+        torch.set_num_threads(self.threads)
+        if tc.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(tc.seed)
+        self.dataset = build.open_dataset(config.data)
+        self.task = build.make_task(self.dataset.schema, config.task_options)
+        self.raw_model = build.make_model(config.model, self.dataset.schema, config.model_options).to(info.device)
+        self.optimizer = build.make_optimizer(self.raw_model, tc)
+        if info.rank > 0:
+            torch.manual_seed(tc.seed + info.rank)  # own dropout stream; DDP syncs the initial weights
+        self.state = TrainState()
+        self.log = MetricsLog(run_dir / METRICS_LOG)
+        last = checkpoint_path(run_dir, "last")
+        if resume and last.is_file():
+            self._restore(load_checkpoint(last))
+        elif info.is_main:
+            self.log.truncate(0)
+            config.save(run_dir / CONFIG)
+            write_json(run_dir / ENV, environment(tc.seed, self.threads, info.world_size, str(info.device), command))
+        self.model = wrap_model(self.raw_model, info, tc.find_unused_parameters)
+        self.train_loader = build.make_loader(
+            self.dataset, "train", batch_size=max(1, tc.batch_size // info.world_size), shuffle=True,
+            seed=tc.seed, max_len=tc.max_len, rank=info.rank, world_size=info.world_size,
+        )
+        self._loss_acc = torch.zeros((), dtype=torch.float64, device=info.device)
+        self._clock0 = perf_counter()
+        self._elapsed0 = self.state.elapsed
+
+    # ----------------------------------------------------------------- state
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.raw_model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.state = TrainState.from_checkpoint(ckpt)
+        rngs = ckpt.get("rng") or []
+        if len(rngs) == self.info.world_size:
+            restore_rng(rngs[self.info.rank])
+        else:
+            warn(f"checkpoint has RNG states of {len(rngs)} processes, this job has {self.info.world_size}; "
+                 "random streams are reseeded, so the resumed run is not bit-identical")
+            seed_everything(self.config.train.seed + self.state.global_step + self.info.rank)
+        if self.info.is_main:
+            self.log.truncate(self.state.metrics_lines)
+
+    def _sync_loss(self) -> None:
+        self.state.loss_sum += float(self._loss_acc.item())
+        self._loss_acc.zero_()
+
+    def _save(self, best: bool) -> None:
+        """Write last.pt (and best.pt); every rank takes part because RNG states are gathered."""
+        self._sync_loss()
+        self.state.elapsed = self._elapsed0 + perf_counter() - self._clock0
+        rngs = all_gather(capture_rng(), self.info)
+        if not self.info.is_main:
+            return
+        ckpt = {
+            "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            **asdict(self.state), "rng": rngs, "config": self.config.model_dump(mode="json"),
+        }
+        if best:
+            save_checkpoint(checkpoint_path(self.run_dir, "best"), ckpt)
+        save_checkpoint(checkpoint_path(self.run_dir, "last"), ckpt)
+
+    # ------------------------------------------------------------- training
+    def _step(self, batch: Any) -> None:
+        if self.info.device.type != "cpu":
+            batch = batch.to(self.info.device, non_blocking=True)
+        loss = self.task.loss(self.model, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        self._loss_acc += loss.detach()
+        self.state.loss_count += 1
+        self.state.samples_seen += len(batch) * self.info.world_size
+
+    def _eval_batches(self, split: str) -> Any:
+        tc = self.config.train
+        loader = build.make_loader(self.dataset, split, batch_size=tc.eval_batch_size, shuffle=False,
+                                   seed=tc.seed, max_len=tc.max_len)
+        return loader.iter_epoch(0)
+
+    def _validate(self, n_batches: int) -> None:
+        """Evaluate on valid (rank 0), update selection state on every rank, checkpoint."""
+        st, tc = self.state, self.config.train
+        self._sync_loss()
+        train_loss = st.loss_sum / st.loss_count if st.loss_count else float("nan")
+        st.loss_sum, st.loss_count = 0.0, 0
+        if not math.isfinite(train_loss) and st.global_step > 0:
+            raise ChronorecError(f"training loss is {train_loss} at step {st.global_step}; lower train.lr "
+                                 "or check the data")
+        epoch_pos = st.epoch + (st.batch_in_epoch / n_batches if n_batches else 0.0)
+        epoch_pos = int(epoch_pos) if float(epoch_pos).is_integer() else round(epoch_pos, 4)
+        improved = False
+        if self.info.is_main:
+            t0 = perf_counter()
+            metrics = self.task.evaluate(self.raw_model, self._eval_batches("valid"))
+            value = float(metrics[self.task.select_metric])
+            improved = st.best_step < 0 or (not math.isnan(value) and value > st.best_metric)
+            if improved:
+                st.best_metric, st.best_epoch, st.best_step = value, epoch_pos, st.global_step
+                st.best_valid, st.patience_counter = metrics, 0
+            else:
+                st.patience_counter += 1
+            st.stopped = st.patience_counter >= tc.patience
+            elapsed = self._elapsed0 + perf_counter() - self._clock0
+            self.log.append({"epoch": epoch_pos, "step": st.global_step, "split": "valid", "metrics": metrics,
+                             "train_loss": train_loss, "elapsed": round(elapsed, 3)})
+            st.metrics_lines += 1
+            if self.verbose:
+                mark = " *" if improved else ""
+                tqdm.write(f"epoch {epoch_pos} step {st.global_step} loss={train_loss:.4f} valid "
+                           f"{_fmt(metrics)} ({perf_counter() - t0:.1f}s){mark}")
+        shared = broadcast(
+            {k: getattr(st, k) for k in ("best_metric", "best_epoch", "best_step", "best_valid",
+                                          "patience_counter", "stopped", "metrics_lines")} | {"improved": improved},
+            self.info,
+        )
+        improved = shared.pop("improved")
+        for k, v in shared.items():
+            setattr(st, k, v)
+        st.last_eval_step = st.global_step
+        self._save(best=improved)
+
+    def _run_epoch(self, n_batches: int) -> None:
+        """Train batches ``batch_in_epoch .. n_batches-1`` of the current epoch (step evals, checkpoints)."""
+        st, tc = self.state, self.config.train
+        bar = tqdm(total=n_batches, initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}/{tc.epochs}",
+                   disable=not (self.info.is_main and self.verbose and _show_progress()),
+                   leave=False, dynamic_ncols=True)
+        t0 = perf_counter()
+        for batch in self.train_loader.iter_epoch(st.epoch, start_batch=st.batch_in_epoch):
+            self._step(batch)
+            st.batch_in_epoch += 1
+            st.global_step += 1
+            bar.update(1)
+            if st.global_step % tc.log_every == 0:
+                self._sync_loss()
+                bar.set_postfix(loss=f"{st.loss_sum / max(st.loss_count, 1):.4f}", refresh=False)
+            eval_now = tc.eval_unit == "step" and st.global_step % tc.eval_every == 0
+            if eval_now or (tc.checkpoint_every > 0 and st.global_step % tc.checkpoint_every == 0):
+                st.train_seconds += perf_counter() - t0
+                self._validate(n_batches) if eval_now else self._save(best=False)
+                t0 = perf_counter()
+                if st.stopped:
+                    break
+            if st.batch_in_epoch >= n_batches:
+                break
+        st.train_seconds += perf_counter() - t0
+        bar.close()
+
+    def fit(self) -> dict[str, Any] | None:
+        """Train to the end (or early stop), then score the best weights on test. Returns metrics on rank 0."""
+        st, tc = self.state, self.config.train
+        self.raw_model.train()
+        while not st.stopped and st.epoch < tc.epochs:
+            n_batches = all_min(len(self.train_loader), self.info)
+            if n_batches == 0:
+                raise ChronorecError("the training split yields no batches; lower train.batch_size")
+            if st.batch_in_epoch < n_batches:
+                self._run_epoch(n_batches)
+                if st.stopped:
+                    break
+            st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+            if tc.eval_unit == "epoch" and (st.epoch % tc.eval_every == 0 or st.epoch == tc.epochs):
+                self._validate(n_batches)
+            else:
+                self._save(best=False)
+        if st.last_eval_step != st.global_step:  # step evaluations out of phase with the last step
+            self._validate(0)
+        if not st.stopped:
+            st.stopped = True
+            self._save(best=False)
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any] | None:
+        st = self.state
+        result = None
+        if self.info.is_main:
+            best = checkpoint_path(self.run_dir, "best")
+            if best.is_file():
+                self.raw_model.load_state_dict(load_checkpoint(best)["model"])
+            t0 = perf_counter()
+            test = self.task.evaluate(self.raw_model, self._eval_batches("test"))
+            self.log.append({"epoch": st.best_epoch, "step": st.best_step, "split": "test", "metrics": test,
+                             "elapsed": round(self._elapsed0 + perf_counter() - self._clock0, 3)})
+            if self.verbose:
+                tqdm.write(f"test (best at epoch {st.best_epoch}) {_fmt(test)} ({perf_counter() - t0:.1f}s)")
+            if self.config.train.save_predictions:
+                (self.run_dir / "predictions").mkdir(exist_ok=True)
+                preds = self.task.predict(self.raw_model, self._eval_batches("test"))
+                preds.write_parquet(self.run_dir / "predictions" / "test.parquet")
+            result = {
+                "valid": st.best_valid, "test": test, "select_metric": self.task.select_metric,
+                "best_epoch": st.best_epoch, "best_step": st.best_step, "epochs": st.epoch,
+                "steps": st.global_step, "train_seconds": round(st.train_seconds, 3),
+                "samples_per_second": round(st.samples_seen / st.train_seconds, 1) if st.train_seconds else None,
+                "world_size": self.info.world_size, "threads": self.threads,
+            }
+            write_json(self.run_dir / METRICS, result)
+        barrier(self.info)
+        return result
+
+
+def _launch(config: RunConfig, run_dir: Path | None, out: Path, resume: bool,
+            command: list[str] | None, verbose: bool) -> Path:
+    info = init_distributed(config.train.device)
+    try:
+        if info.is_main and run_dir is None:
+            run_dir = new_run_dir(out, config.name, config.train.seed)
+        elif info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(broadcast(str(run_dir), info))
+        if verbose and info.is_main:
+            tqdm.write(f"{'resuming' if resume else 'run'} {run_dir}")
+        Trainer(config, run_dir, info, resume=resume, command=command, verbose=verbose).fit()
+    finally:
+        shutdown(info)
+    return run_dir
+
+
+def train(config: RunConfig, *, out: Path = Path("runs"), run_dir: Path | None = None,
+          command: list[str] | None = None, verbose: bool = True) -> Path:
+    """Train a new run into ``run_dir`` (default ``out/<config.name>/<id>``); returns the run folder.
+
+    Under ``torchrun`` every process calls this; rank 0 creates the folder and tells the others.
+    """
+    return _launch(config, run_dir, out, False, command, verbose)
+
+
+def resume(run_dir: Path, *, command: list[str] | None = None, verbose: bool = True) -> Path:
+    """Continue a run from its ``checkpoints/last.pt`` (from scratch if it never checkpointed).
+
+    A run that already wrote ``metrics.json`` is left as it is.
+    """
+    run_dir = Path(run_dir)
+    config = RunConfig.load(run_dir / CONFIG) if (run_dir / CONFIG).is_file() else None
+    if config is None:
+        raise ChronorecError(f"not a run folder (no {CONFIG}): {run_dir}")
+    if (run_dir / METRICS).is_file():
+        if verbose:
+            tqdm.write(f"run {run_dir} already finished (metrics.json exists)")
+        return run_dir
+    return _launch(config, run_dir, run_dir.parent, True, command, verbose)

@@ -1,0 +1,53 @@
+"""Run config: --set parsing (JSON literals, never eval) and validation against the types."""
+
+from __future__ import annotations
+
+import pytest
+
+from chronorec.errors import ChronorecError
+from chronorec.train.config import RunConfig, TrainConfig, build_train_config, parse_overrides, parse_value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("64", 64), ("1e-3", 0.001), ("0.5", 0.5), ("true", True), ("False", False), ("null", None),
+     ("None", None), ("[80, 40]", [80, 40]), ('"x"', "x"), ("adagrad", "adagrad"),
+     ("__import__('os')", "__import__('os')")],
+)
+def test_parse_value(text: str, value: object) -> None:
+    assert parse_value(text) == value
+
+
+def test_parse_overrides_sections_and_nesting() -> None:
+    out = parse_overrides(["model.dim=64", "train.lr=0.01", "model.mlp.hidden=[80,40]", "task.gauc_weight=clicks"])
+    assert out == {"model": {"dim": 64, "mlp": {"hidden": [80, 40]}}, "train": {"lr": 0.01},
+                   "task": {"gauc_weight": "clicks"}}
+
+
+@pytest.mark.parametrize("bad", ["dim=64", "model.dim", "optim.lr=1", "model..x=1", "model.a=1,model.a.b=2"])
+def test_parse_overrides_rejects(bad: str) -> None:
+    items = bad.split(",")
+    with pytest.raises(ChronorecError):
+        parse_overrides(items)
+
+
+def test_train_config_validation_names_the_option() -> None:
+    cfg = build_train_config({"optimizer": "adagrad", "lr": 0.01})
+    assert cfg.optimizer == "adagrad" and cfg.lr == 0.01 and cfg.grad_clip == 5.0
+    with pytest.raises(ChronorecError, match=r"train\.lr"):
+        build_train_config({"lr": "fast"})
+    with pytest.raises(ChronorecError, match=r"train\.optimizer"):
+        build_train_config({"optimizer": "sgd"})
+    with pytest.raises(ChronorecError, match=r"train\.nope"):
+        build_train_config({"nope": 1})
+    base = TrainConfig(epochs=7)
+    assert build_train_config({"lr": 0.1}, base).epochs == 7
+
+
+def test_run_config_roundtrip(tmp_path) -> None:
+    cfg = RunConfig(name="x", data="/d", model="tin", model_options={"dim": 4}, train=TrainConfig(seed=5))
+    cfg.save(tmp_path / "config.json")
+    assert RunConfig.load(tmp_path / "config.json") == cfg
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ChronorecError):
+        RunConfig.load(tmp_path / "bad.json")

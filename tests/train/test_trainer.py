@@ -1,0 +1,141 @@
+"""Trainer on fake in-memory data: run folder, selection, early stop, exact resume after a crash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from chronorec.train import trainer as trainer_mod
+from chronorec.train.checkpoint import load_checkpoint
+from chronorec.train.config import RunConfig
+from chronorec.train.runs import MetricsLog, load_run
+from chronorec.train.trainer import Trainer, resume, train
+
+ConfigFactory = Callable[..., RunConfig]
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _eval_lines(run_dir: Path) -> list[tuple]:
+    return [(r["epoch"], r["step"], r["split"], json.dumps(r["metrics"], sort_keys=True), r.get("train_loss"))
+            for r in MetricsLog(run_dir / "metrics.jsonl").read()]
+
+
+def test_run_folder_layout_and_learning(fake_env: object, fake_config: ConfigFactory, tmp_path: Path) -> None:
+    run_dir = train(fake_config(), out=tmp_path / "runs", command=["chronorec", "train"], verbose=False)
+    assert run_dir.parent == tmp_path / "runs" / "fake-tiny"
+    for f in ("config.json", "env.json", "metrics.jsonl", "metrics.json", "checkpoints/last.pt",
+              "checkpoints/best.pt", "predictions/test.parquet"):
+        assert (run_dir / f).is_file(), f
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["seed"] == 3 and env["threads"] == 1 and env["command"] == ["chronorec", "train"]
+    assert {"python", "torch", "numpy", "polars", "git_sha", "host_cores"} <= set(env)
+    m = _metrics(run_dir)
+    assert set(m["test"]) >= {"gauc", "auc", "logloss", "groups"}
+    assert set(m["test"]["groups"]) == {"head", "tail"}
+    assert m["test"]["auc"] > 0.65  # the planted pattern is learnt
+    assert m["samples_per_second"] > 0 and m["steps"] == 3 * 10
+    lines = MetricsLog(run_dir / "metrics.jsonl").read()
+    assert [r["split"] for r in lines] == ["valid"] * 3 + ["test"]
+    assert [r["epoch"] for r in lines[:3]] == [1, 2, 3]
+    best = max(lines[:3], key=lambda r: r["metrics"]["gauc"])
+    assert m["best_epoch"] == best["epoch"] and m["valid"] == best["metrics"]
+    preds = pl.read_parquet(run_dir / "predictions" / "test.parquet")
+    assert preds.columns == ["index", "user", "item", "label", "score"] and preds.height == 200
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["stopped"] and ckpt["epoch"] == 3 and ckpt["batch_in_epoch"] == 0
+    assert {"model", "optimizer", "rng", "best_metric", "patience_counter", "global_step"} <= set(ckpt)
+
+
+def test_load_run_reproduces_test_metrics(fake_env: object, fake_config: ConfigFactory, tmp_path: Path) -> None:
+    run_dir = train(fake_config(epochs=2), out=tmp_path, verbose=False)
+    loaded = load_run(run_dir)
+    assert not loaded.model.training
+    assert loaded.evaluate("test") == _metrics(run_dir)["test"]
+
+
+def test_same_seed_same_metrics_other_seed_differs(fake_env: object, fake_config: ConfigFactory,
+                                                   tmp_path: Path) -> None:
+    a = _metrics(train(fake_config(epochs=1), out=tmp_path / "a", verbose=False))
+    b = _metrics(train(fake_config(epochs=1), out=tmp_path / "b", verbose=False))
+    c = _metrics(train(fake_config(epochs=1, seed=4), out=tmp_path / "c", verbose=False))
+    assert a["test"] == b["test"] and a["valid"] == b["valid"]
+    assert a["test"]["logloss"] != c["test"]["logloss"]
+
+
+def test_early_stopping_by_patience(fake_env: object, fake_config: ConfigFactory, tmp_path: Path) -> None:
+    # a huge learning rate overfits fast; step-level evaluation with patience 1 stops early
+    cfg = fake_config(epochs=20, lr=3.0, eval_unit="step", eval_every=5, patience=1)
+    run_dir = train(cfg, out=tmp_path, verbose=False)
+    m = _metrics(run_dir)
+    valid = [r for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["split"] == "valid"]
+    assert m["steps"] < 20 * 10
+    assert valid[-1]["metrics"]["gauc"] <= m["valid"]["gauc"]
+    assert m["steps"] == valid[-1]["step"]
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["best_step"] == m["best_step"]
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("crash_at", "extra"), [(7, {}), (14, {}), (23, {"eval_unit": "step", "eval_every": 6})])
+def test_resume_after_crash_is_exact(fake_env: object, fake_config: ConfigFactory, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, crash_at: int, extra: dict) -> None:
+    cfg = fake_config(**extra)
+    ref = train(cfg, out=tmp_path / "ref", verbose=False)
+
+    original = Trainer._step
+
+    def crashing(self: Trainer, batch: object) -> None:
+        if self.state.global_step == crash_at:
+            raise _Crash
+        original(self, batch)
+
+    monkeypatch.setattr(Trainer, "_step", crashing)
+    with pytest.raises(_Crash):
+        train(cfg, out=tmp_path / "crash", verbose=False)
+    monkeypatch.setattr(Trainer, "_step", original)
+    (run_dir,) = (tmp_path / "crash" / "fake-tiny").iterdir()
+    assert not (run_dir / "metrics.json").exists()
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["global_step"] < crash_at
+    resume(run_dir, verbose=False)
+    a, b = _metrics(ref), _metrics(run_dir)
+    for key in ("valid", "test", "best_epoch", "best_step", "steps", "epochs"):
+        assert a[key] == b[key], key
+    assert _eval_lines(ref) == _eval_lines(run_dir)
+    ra = torch.load(ref / "checkpoints" / "best.pt", weights_only=True)["model"]
+    rb = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(ra[k], rb[k]) for k in ra)
+
+
+def test_resume_finished_run_is_a_no_op(fake_env: object, fake_config: ConfigFactory, tmp_path: Path) -> None:
+    run_dir = train(fake_config(epochs=1), out=tmp_path, verbose=False)
+    before = (run_dir / "metrics.json").read_text()
+    assert resume(run_dir, verbose=False) == run_dir
+    assert (run_dir / "metrics.json").read_text() == before
+
+
+def test_nan_loss_is_a_user_error(fake_env: object, fake_config: ConfigFactory, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from chronorec.errors import ChronorecError
+    from chronorec.train.ctr_task import CTRTask
+
+    monkeypatch.setattr(CTRTask, "loss", lambda self, model, batch: model(batch).logits.sum() * float("nan"))
+    with pytest.raises(ChronorecError, match="training loss is nan"):
+        train(fake_config(epochs=1), out=tmp_path, verbose=False)
+
+
+def test_eval_line_printed_without_tty(fake_env: object, fake_config: ConfigFactory, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    train(fake_config(epochs=2), out=tmp_path, verbose=True)
+    out = capsys.readouterr().out
+    assert out.count(" valid gauc=") == 2 and "test (best at epoch" in out
+    assert trainer_mod._show_progress() is False  # pytest captures stderr: no progress bar
