@@ -43,21 +43,22 @@ TemporalKind = Literal["none", "ttep", "ttet", "coe", "calendar"]
 
 
 def bucketize(values: Tensor, edges: Tensor) -> Tensor:
-    """Bin ids ``1 .. len(edges) + 1``: ``1 + #{edges <= value}`` (numpy ``searchsorted(side="right") + 1``).
+    """Bin ids ``1 .. len(edges) + 1``: ``1 + #{edges < value}``, mirroring ``chronorec.data.timefeatures.bucketize``.
 
-    Bin k (1-based) holds ``[edges[k-2], edges[k-1])``, so a value equal to an edge falls in the
-    bin above it. Id 0 is left free for the origin/padding.
+    That is numpy's ``searchsorted(edges, value, side="left") + 1``: bin k (1-based) holds
+    ``(edges[k-2], edges[k-1]]``, so a value equal to an edge falls in the lower bin (every zero
+    interval shares bin 1 when the first edge is 0). Id 0 is left free for the origin/padding.
     """
-    return torch.bucketize(values, edges.to(values.dtype), right=True) + 1
+    return torch.bucketize(values, edges.to(values.dtype), right=False) + 1
 
 
 def integer_edges(edges: list[float]) -> Tensor:
-    """Float edges -> int64 ``ceil(edges)``, exact for integer-second values.
+    """Float edges -> int64 ``floor(edges)``, exact for integer-second values.
 
-    For an integer v, ``e <= v`` iff ``ceil(e) <= v``, so the bins are unchanged; int64 buffers
-    also survive ``model.to(bfloat16)``, which would round float edges.
+    For an integer v, ``e < v`` iff ``floor(e) < v``, so the bins are unchanged; an int64 buffer
+    also survives ``model.to(torch.bfloat16)``, which would round float edges.
     """
-    return torch.tensor(edges, dtype=torch.float64).ceil().to(torch.long)
+    return torch.tensor(edges, dtype=torch.float64).floor().to(torch.long)
 
 
 def calendar_fields(ts: Tensor) -> Tensor:

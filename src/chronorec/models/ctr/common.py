@@ -36,7 +36,27 @@ class CTRConfig(BaseModel):
     mlp: list[int] = Field(default_factory=lambda: [80, 40], description="MLP tower hidden sizes")
     activation: Activation = "sigmoid"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    item_bias: bool = False
+    item_bias: bool = Field(True, description="per-target-item logit bias b[x_T], as in the DIN/TIN code")
+
+
+class PooledCTRConfig(CTRConfig):
+    """DIN-code family (TIN, DIN, AvgPool): the pooled interest u goes through ``affine_u``."""
+
+    affine_u: bool = Field(True, description="u' = Linear_D(scale * u + shift) (the code's inference-mode BN)")
+
+
+class UserProjection(nn.Module):
+    """``u' = Linear_D(scale * u + shift)``: the released DIN/TIN code's inference-mode BatchNorm
+    (a fixed per-feature affine map) followed by a D x D dense layer. ``[B, D] -> [B, D]``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(dim))
+        self.shift = nn.Parameter(torch.zeros(dim))
+        self.linear = nn.Linear(dim, dim)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.linear(u * self.scale + self.shift)
 
 
 def config_preset(base: type[BaseModel], name: str, **defaults: Any) -> type[BaseModel]:
@@ -70,6 +90,10 @@ class CTRBase(CTRModel):
         e, v = self.semantic(batch)
         pe, pv = self.temporal(batch)
         return e + pe, v + pv  # [B, L, D], [B, D]
+
+    def user_projection(self) -> nn.Module:
+        """:class:`UserProjection` if the config asks for ``affine_u``, else identity."""
+        return UserProjection(self.D) if getattr(self.cfg, "affine_u", False) else nn.Identity()
 
     def head(self, dim_in: int) -> MLP:
         return MLP(dim_in, self.cfg.mlp, self.cfg.activation, self.cfg.dropout, out_dim=1)

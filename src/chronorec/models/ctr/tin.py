@@ -31,24 +31,22 @@ from typing import Literal
 
 import torch
 from pydantic import model_validator
-from torch import Tensor, nn
+from torch import Tensor
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.layers.attention import attention_pool, dot_attention_logits, masked_softmax, mean_weights
 from chronorec.layers.temporal import TemporalKind
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, CTRConfig, config_preset, zero_pad
+from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, zero_pad
 from chronorec.models.registry import register_model
 
 
-class TINConfig(CTRConfig):
+class TINConfig(PooledCTRConfig):
     temporal: TemporalKind = "ttep"
     attention: Literal["target", "mean"] = "target"
     representation: Literal["product", "none"] = "product"
     eq2: bool = False
-    item_bias: bool = True
-    affine_u: bool = True
 
     @model_validator(mode="after")
     def _eq2_needs_tr(self) -> TINConfig:
@@ -63,9 +61,7 @@ class TIN(CTRBase):
     def __init__(self, schema: DatasetSchema, cfg: TINConfig) -> None:
         super().__init__(schema, cfg)
         D = self.D
-        self.scale = nn.Parameter(torch.ones(D)) if cfg.affine_u else None
-        self.shift = nn.Parameter(torch.zeros(D)) if cfg.affine_u else None
-        self.proj = nn.Linear(D, D) if cfg.affine_u else nn.Identity()
+        self.proj = self.user_projection()
         self.product = cfg.representation == "product" and not cfg.eq2  # product term in the MLP input
         self.mlp = self.head(3 * D if self.product else 2 * D)
 
@@ -82,8 +78,7 @@ class TIN(CTRBase):
         u = attention_pool(a, e)  # [B, D]
         if self.cfg.eq2:
             u = u * v  # [B, D] = sum_i a_i (e~_i * v~_T)
-        if self.scale is not None:
-            u = self.proj(u * self.scale + self.shift)  # [B, D]
+        u = self.proj(u)  # [B, D]: u'
         feats = [u, v, u * v] if self.product else [u, v]
         return ModelOutput(logits=self.logit(self.mlp, torch.cat(feats, dim=-1), batch))
 

@@ -1,0 +1,81 @@
+"""DIN — Deep Interest Network (Zhou et al., KDD'18), in the TIN paper's two forms (Table 5).
+
+Equations::
+
+    s_i = ActivationUnit([v~_T, e~_i, v~_T - e~_i, v~_T * e~_i])      MLP 80-40-1, sigmoid
+    z_i = s_i / sqrt(D);  a_i = softmax_i(z_i) over real behaviors     (released code)
+    u   = sum_i a_i e~_i;  u' = Linear_D(scale * u + shift)
+    din:        y = MLP([u', v~_T, u' * v~_T]) + b[x_T]     attention + representation (released code)
+    din_prime:  y = MLP([u', v~_T]) + b[x_T]                attention only (the DIN paper's text)
+
+The activation unit's first layer is applied with the algebraic split
+``(W1+W3) q + (W2-W3) k + W4 (q*k)`` (see :class:`~chronorec.layers.attention.ActivationUnit`).
+
+``explain``: ``attn_logit = z_i`` (with ``weight_norm="none"``, the raw weight ``s_i``);
+``rep_norm = ||e~_i * v~_T||`` for DIN, ``||e~_i||`` for DIN' (TIN paper, Table 2).
+
+Deviations from the paper: the DIN paper does not normalise the weights; its released code (which
+the TIN paper follows) scales by 1/sqrt(D) and applies a masked softmax, the default here
+(``weight_norm="none"`` gives the paper's unnormalised ``a_i = s_i``). Sigmoid activations as in
+the code (Dice is available for the MLP tower, not for the activation unit, whose per-behavior
+batch statistics would include padding).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from chronorec.data.batch import Batch
+from chronorec.data.schema import DatasetSchema
+from chronorec.layers.attention import ActivationUnit, attention_pool, masked_softmax
+from chronorec.models.base import Explanation, ModelOutput
+from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, zero_pad
+from chronorec.models.registry import register_model
+
+
+class DINConfig(PooledCTRConfig):
+    product: bool = True
+    att_hidden: list[int] = Field(default_factory=lambda: [80, 40])
+    att_activation: Literal["sigmoid", "relu", "prelu"] = "sigmoid"
+    weight_norm: Literal["softmax", "none"] = "softmax"
+
+
+class DIN(CTRBase):
+    """Deep Interest Network: activation-unit target attention over behaviors."""
+
+    def __init__(self, schema: DatasetSchema, cfg: DINConfig) -> None:
+        super().__init__(schema, cfg)
+        self.unit = ActivationUnit(self.D, cfg.att_hidden, cfg.att_activation)
+        self.proj = self.user_projection()
+        self.mlp = self.head((3 if cfg.product else 2) * self.D)
+
+    def _attention(self, e: Tensor, v: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``(logits z [B, L], weights a [B, L])``."""
+        s = self.unit(v, e)  # [B, L]
+        if self.cfg.weight_norm == "softmax":
+            z = s / math.sqrt(self.D)
+            return z, masked_softmax(z, mask)
+        return s, zero_pad(s, mask)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        e, v = self.encode(batch)  # [B, L, D], [B, D]
+        _, a = self._attention(e, v, batch.mask)  # [B, L]
+        u = self.proj(attention_pool(a, e))  # [B, D]
+        feats = [u, v, u * v] if self.cfg.product else [u, v]
+        return ModelOutput(logits=self.logit(self.mlp, torch.cat(feats, dim=-1), batch))
+
+    @torch.no_grad()
+    def explain(self, batch: Batch) -> Explanation:
+        e, v = self.encode(batch)
+        z, _ = self._attention(e, v, batch.mask)
+        rep = e * v.unsqueeze(1) if self.cfg.product else e  # [B, L, D]
+        return Explanation(attn_logit=zero_pad(z, batch.mask), rep_norm=rep.norm(dim=-1))
+
+
+register_model("din", config=DINConfig)(DIN)
+register_model("din_prime", config=config_preset(DINConfig, "DINPrimeConfig", product=False))(DIN)
