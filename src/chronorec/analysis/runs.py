@@ -1,0 +1,160 @@
+"""Find run folders and load their configs, metrics and trained models (read-only).
+
+A run folder is ``runs/<name>/<id>/`` with ``config.json`` (the trainer's resolved
+``RunConfig``: ``name``, ``data``, ``model``, ``model_options``, ``train`` with ``seed`` and
+``max_len``), ``metrics.json``, optionally ``predictions/test.parquet`` and
+``checkpoints/best.pt``. Analyses and reports read only these folders.
+
+The model is loaded through the trainer's ``chronorec.train.runs.load_run`` when that exists; the
+local fallback builds ``create_model(config.model, schema, config.model_options)`` and loads the
+``"model"`` state dict of ``checkpoints/best.pt`` (``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from chronorec.data.schema import DatasetSchema
+from chronorec.errors import ChronorecError
+
+_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt")
+
+
+@dataclass
+class RunRef:
+    """What the analyses need to know about one run folder."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def model_name(self) -> str:
+        model = self.config.get("model")
+        if isinstance(model, dict):
+            model = model.get("name")
+        if not isinstance(model, str):
+            raise ChronorecError("config.json names no model", file=self.path / "config.json")
+        return model
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        opts = self.config.get("model_options")
+        return dict(opts) if isinstance(opts, dict) else {}
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name") or self.path.parent.name or self.model_name)
+
+    @property
+    def seed(self) -> int | None:
+        seed = (self.config.get("train") or {}).get("seed", self.config.get("seed"))
+        return int(seed) if seed is not None else None
+
+    @property
+    def max_len(self) -> int | None:
+        value = (self.config.get("train") or {}).get("max_len")
+        return int(value) if value is not None else None
+
+    @property
+    def data_dir(self) -> Path | None:
+        data = self.config.get("data")
+        if isinstance(data, dict):
+            data = data.get("path")
+        if not isinstance(data, str):
+            return None
+        path = Path(data)
+        if not path.is_absolute() and not (path / "schema.json").is_file():
+            for base in (self.path, *self.path.resolve().parents):
+                if (base / path / "schema.json").is_file():
+                    return (base / path).resolve()
+        return path
+
+    def group_key(self) -> str:
+        """The config minus seed and run identity: runs with equal keys are seeds of one setting."""
+        cfg = json.loads(json.dumps(self.config))
+        for k in ("seed", "run_id", "id", "created_at", "started_at", "finished_at", "out", "out_dir"):
+            cfg.pop(k, None)
+        train = cfg.get("train")
+        if isinstance(train, dict):
+            for k in ("seed", "threads"):
+                train.pop(k, None)
+        return json.dumps(cfg, sort_keys=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ChronorecError(f"not valid JSON: {err}", file=path) from None
+    if not isinstance(data, dict):
+        raise ChronorecError("expected a JSON object", file=path)
+    return data
+
+
+def find_runs(paths: list[Path]) -> list[RunRef]:
+    """Run folders named directly or found below the given folders (any depth), with unique labels."""
+    dirs: list[Path] = []
+    for p in paths:
+        if (p / "config.json").is_file():
+            dirs.append(p)
+        elif p.is_dir():
+            dirs.extend(sorted(c.parent for c in p.rglob("config.json") if c.parent != p))
+        else:
+            raise ChronorecError(f"run folder not found: {p}")
+    seen: set[Path] = set()
+    runs = []
+    for d in dirs:
+        if d.resolve() in seen:
+            continue
+        seen.add(d.resolve())
+        metrics_path = d / "metrics.json"
+        runs.append(RunRef(d, _read_json(d / "config.json"),
+                           _read_json(metrics_path) if metrics_path.is_file() else {}))
+    if not runs:
+        raise ChronorecError(f"no run folders (with config.json) under {', '.join(map(str, paths))}")
+    _assign_labels(runs)
+    return runs
+
+
+def _assign_labels(runs: list[RunRef]) -> None:
+    names = [r.name for r in runs]
+    for r in runs:
+        label = r.name if names.count(r.name) == 1 else f"{r.name}-{r.path.name}"
+        r.label = re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
+
+
+def load_model(run: RunRef, schema: DatasetSchema) -> nn.Module:
+    """The run's trained model in eval mode (trainer's loader if available, else the fallback)."""
+    try:
+        from chronorec.train.runs import load_run  # type: ignore[import-not-found,attr-defined]
+    except ImportError:
+        load_run = None
+    if load_run is not None:
+        loaded = load_run(run.path)
+        model = loaded if isinstance(loaded, nn.Module) else getattr(loaded, "model", None)
+        if isinstance(model, nn.Module):
+            return model.eval()
+    from chronorec.models.registry import create_model
+
+    model = create_model(run.model_name, schema, run.model_options)
+    ckpt = next((run.path / c for c in _CHECKPOINTS if (run.path / c).is_file()), None)
+    if ckpt is None:
+        raise ChronorecError("no checkpoint (checkpoints/best.pt)", file=run.path)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ChronorecError(f"checkpoint does not fit model {run.model_name!r}: "
+                             f"{str(err).strip().splitlines()[0]}", file=ckpt) from None
+    return model.eval()
