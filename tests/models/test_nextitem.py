@@ -1,0 +1,158 @@
+"""Next-item models: forward/backward, causality, padding invariance, windowing, registry."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from chronorec.data.batch import Batch, synthetic_batch
+from chronorec.data.schema import DatasetSchema
+from chronorec.errors import ChronorecError
+from chronorec.models.nextitem.common import window_batch
+from chronorec.models.registry import build_config, create_model, list_models
+
+N_ITEMS = 50
+MODELS = ["bert4rec", "gru4rec", "lightsans", "sasrec"]
+CAUSAL = ["gru4rec", "lightsans", "sasrec"]
+
+
+def schema() -> DatasetSchema:
+    return DatasetSchema(
+        name="synthetic", protocol="next-item-last-out", task="next_item", n_users=20, n_items=N_ITEMS - 2,
+        n_events=500, vocab_sizes={"user": 22, "item": N_ITEMS, "category": 7},
+        bin_edges={"gap": [600.0, 3600.0, 86_400.0, 3 * 86_400.0]},
+    )
+
+
+def model(name: str, **cfg: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    m = create_model(name, schema(), {"dim": 16, "max_len": 12, "dropout": 0.0, **cfg})
+    return m.eval()
+
+
+def train_batch(seed: int = 0, max_len: int = 12) -> Batch:
+    return synthetic_batch(batch_size=6, max_len=max_len, n_items=N_ITEMS, next_item=True, seed=seed)
+
+
+def eval_batch(seed: int = 0, max_len: int = 12) -> Batch:
+    return synthetic_batch(batch_size=6, max_len=max_len, n_items=N_ITEMS, next_item=False, seed=seed)
+
+
+def test_registry_names_and_defaults() -> None:
+    assert set(MODELS) <= set(list_models(task="next_item"))
+    sas = build_config("sasrec")
+    assert (sas.dim, sas.n_layers, sas.heads, sas.inner, sas.max_len, sas.dropout) == (64, 2, 2, 256, 50, 0.5)
+    assert (sas.rhythm, sas.rhythm_bucket, sas.rhythm_scale, sas.rhythm_cap) == ("none", "scaled_days", 0.2, 640)
+    assert build_config("lightsans").k_interests == 5
+    assert build_config("bert4rec").mask_ratio == 0.2
+    assert build_config("gru4rec").hidden == 128
+    with pytest.raises(ChronorecError, match="rhythm"):
+        build_config("sasrec", {"rhythm": "xf"})
+    with pytest.raises(ChronorecError):
+        build_config("sasrec", {"no_such_option": 1})
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("rhythm", ["none", "bf", "mf", "gf"])
+def test_forward_backward_every_parameter(name: str, rhythm: str) -> None:
+    m = model(name, rhythm=rhythm, target_time=True, rhythm_bucket="equal_freq").train()
+    b = m.prepare_batch(train_batch(), training=True)
+    h = m(b).logits  # [B, L, D]
+    assert h.shape == (*b.hist_item.shape, 16)
+    assert torch.isfinite(h).all()
+    real = b.target_item > 0
+    loss = (h[real] @ m.item_weights().T).logsumexp(-1).mean()
+    loss.backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient: {missing}"
+    assert m.item_weights().shape == (N_ITEMS, 16)
+    assert float(m.item_weights()[0].detach().abs().sum()) == 0.0  # padding row
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+@pytest.mark.parametrize("rhythm", ["none", "gf"])
+def test_causal_output_ignores_later_positions(name: str, rhythm: str) -> None:
+    m = model(name, rhythm=rhythm)
+    b = train_batch()
+    j = 4
+    later = torch.arange(b.max_len)[None, :] > j
+    changed = replace(
+        b,
+        hist_item=torch.where(later & b.mask, (b.hist_item + 7) % (N_ITEMS - 2) + 2, b.hist_item),
+        hist_gap=torch.where(later & b.mask, b.hist_gap * 3 + 5000, b.hist_gap),
+    )
+    with torch.no_grad():
+        h1, h2 = m(b).logits, m(changed).logits
+    torch.testing.assert_close(h1[:, : j + 1], h2[:, : j + 1])
+    assert not torch.allclose(h1[0, j + 1 :], h2[0, j + 1 :])
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_all_positions_equal_prefix_runs(name: str) -> None:
+    """One pass over a sequence gives, at position j, what the prefix 0..j gives at its end."""
+    m = model(name, rhythm="bf")
+    b = train_batch().select(torch.tensor([0]))  # the full-length row
+    with torch.no_grad():
+        full = m(b).logits[0]  # [L, D]
+        for j in (0, 3, 8):
+            prefix = window_batch(replace(b, lengths=torch.tensor([j + 1]), mask=b.mask & (torch.arange(12) <= j)), 12)
+            torch.testing.assert_close(m(prefix).logits[0, j], full[j])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_padding_invariance(name: str) -> None:
+    m = model(name, rhythm="mf", target_time=True)
+    b = eval_batch()
+    pad = ~b.mask
+    junk = replace(b, hist_item=torch.where(pad, 9, b.hist_item), hist_gap=torch.where(pad, 777, b.hist_gap),
+                   hist_ts=torch.where(pad, 123, b.hist_ts))
+    wider = synthetic_batch(batch_size=6, max_len=12, n_items=N_ITEMS, seed=0)
+    wider = replace(  # two more padded columns
+        wider, **{f: torch.cat([getattr(wider, f), torch.full_like(getattr(wider, f)[:, :2], v)], 1)
+                  for f, v in (("hist_item", 0), ("hist_ts", 0), ("hist_gap", -1), ("mask", False))},
+    )
+    outs = []
+    with torch.no_grad():
+        for x in (b, junk, wider):
+            p = m.prepare_batch(x, training=False)
+            h = m(p).logits
+            outs.append(h[torch.arange(6), p.lengths - 1])  # [B, D] the scoring states
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], outs[2])
+
+
+def test_window_keeps_most_recent_and_moves_targets() -> None:
+    b = train_batch()
+    w = window_batch(b, 5)
+    assert w.max_len == 5
+    for r in range(len(b)):
+        n = int(b.lengths[r])
+        k = min(n, 5)
+        assert int(w.lengths[r]) == k
+        assert w.hist_item[r, :k].tolist() == b.hist_item[r, n - k : n].tolist()
+        assert w.target_item[r, :k].tolist() == b.target_item[r, n - k : n].tolist()
+        assert w.hist_gap[r, :k].tolist() == b.hist_gap[r, n - k : n].tolist()
+        assert (w.hist_item[r, k:] == 0).all() and (w.hist_gap[r, k:] == -1).all()
+    short = window_batch(b.select(torch.tensor([1, 3])), 50)  # trims to the longest row
+    assert short.max_len == int(b.lengths[[1, 3]].max())
+
+
+def test_target_time_changes_scores_only_through_elapsed_time() -> None:
+    m = model("sasrec", target_time=True)
+    b = eval_batch()
+    later = replace(b, target_ts=b.target_ts + 40 * 86_400)
+    with torch.no_grad():
+        h1, h2 = m(b).logits, m(later).logits
+    last = torch.arange(6), b.lengths - 1
+    assert not torch.allclose(h1[last], h2[last])
+    plain = model("sasrec")
+    with torch.no_grad():
+        torch.testing.assert_close(plain(b).logits, plain(later).logits)
+
+
+def test_equal_freq_needs_schema_edges() -> None:
+    s = schema().model_copy(update={"bin_edges": {}})
+    with pytest.raises(ChronorecError, match="bin edges"):
+        create_model("sasrec", s, {"rhythm": "bf", "rhythm_bucket": "equal_freq"})
