@@ -3,8 +3,8 @@
 Everything here is read once from the prepared data at start-up and never re-derived from traffic:
 
 - id vocabularies (``vocab/<field>.parquet``): raw string → Int32 id, unknown raw ids → UNK = 1;
-- an item → side-feature table (the most frequent value of each side feature per item in the
-  prepared events), used when a request omits an item's side feature;
+- an item → side-feature table (``items.parquet``, the one value per item that prepare assigned;
+  else the most frequent value in the prepared events), used when a request omits a side feature;
 - the activity group of every known user, ``schema.groups.group_of(n_train)``; unseen users fall
   in the last (tail) group.
 
@@ -70,9 +70,15 @@ class FeatureTables:
         self.user_group = self._user_groups(data_dir)
 
     def _item_side_table(self, data_dir: Path) -> dict[str, np.ndarray]:
-        """item id -> its most frequent side value in the prepared events (UNK if it has none)."""
+        """item id -> its side value: ``items.parquet`` (the table prepare used), else the most
+        frequent value per item in the prepared events; UNK for items without one."""
         if not self.side_features:
             return {}
+        items_path = data_dir / "items.parquet"
+        if items_path.is_file():
+            frame = pl.read_parquet(items_path)
+            if all(f in frame.columns for f in ["item", *self.side_features]):
+                return {f: self._table(frame["item"].to_numpy(), frame[f].to_numpy()) for f in self.side_features}
         events = pl.scan_parquet(data_dir / "events.parquet").select(["item", *self.side_features])
         tables: dict[str, np.ndarray] = {}
         for f in self.side_features:
@@ -82,11 +88,15 @@ class FeatureTables:
                 .unique(subset="item", keep="first", maintain_order=True)
                 .collect()
             )
-            table = np.full(self.schema.item_vocab, UNK, dtype=np.int64)
-            table[PAD] = PAD
-            table[top["item"].to_numpy()] = top[f].to_numpy()
-            tables[f] = table
+            tables[f] = self._table(top["item"].to_numpy(), top[f].to_numpy())
         return tables
+
+    def _table(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        table = np.full(self.schema.item_vocab, UNK, dtype=np.int64)
+        ok = (items >= 0) & (items < len(table))
+        table[items[ok]] = values[ok]
+        table[PAD] = PAD
+        return table
 
     def _user_groups(self, data_dir: Path) -> np.ndarray:
         """user id -> activity group from the prepared users' ``n_train`` (unknown -> tail)."""

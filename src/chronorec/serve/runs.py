@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from chronorec.data.schema import DatasetSchema
-from chronorec.errors import ChronorecError
+from chronorec.errors import ChronorecError, warn
 
 _CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt", "best.pt", "model.pt")
 
@@ -113,19 +113,18 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
 
 
 def check_prepared(info: RunInfo) -> DatasetSchema:
-    """The prepared data's schema, after checking it is the data the run was trained on."""
+    """The prepared data's schema; warns when it is not the data the run was trained on."""
     schema_path = info.data_dir / "schema.json"
     if not schema_path.is_file():
         raise ChronorecError(f"prepared data folder not found (no schema.json): {info.data_dir}")
     schema = DatasetSchema.load(schema_path)
     manifest_path = info.data_dir / "manifest.json"
     if info.cache_key and manifest_path.is_file():
-        key = _read_json(manifest_path).get("cache_key")
+        manifest = _read_json(manifest_path)
+        key = manifest.get("cache_key", manifest.get("key"))
         if key is not None and key != info.cache_key:
-            raise ChronorecError(
-                f"prepared data at {info.data_dir} changed since training "
-                f"(cache key {key!r}, run trained on {info.cache_key!r}); re-prepare or retrain"
-            )
+            warn(f"prepared data at {info.data_dir} changed since training (cache key {str(key)[:12]}..., "
+                 f"run trained on {info.cache_key[:12]}...); serving with its current vocabularies")
     return schema
 
 
@@ -151,7 +150,11 @@ def load_model(info: RunInfo, schema: DatasetSchema) -> nn.Module:
     checkpoint's ``"model"`` state dict into ``create_model(name, schema, overrides)``."""
     loader = _trainer_loader()
     if loader is not None:
-        model = _model_from_loaded(loader(info.run_dir))
+        try:
+            loaded = loader(info.run_dir)
+        except ImportError:  # the trainer's data modules are not installed: read the checkpoint here
+            loaded = None
+        model = _model_from_loaded(loaded)
         if model is not None:
             return model.eval()
     from chronorec.models.registry import create_model

@@ -4,7 +4,7 @@
 
 - the model in eval mode (scored under :func:`torch.inference_mode`);
 - the lookups of :class:`~chronorec.serve.features.FeatureTables`;
-- the history cap (the smaller of ``schema.max_history`` and the model's ``max_len``);
+- the history cap (:func:`history_cap`: the training loader's cap, within the model's ``max_len``);
 - activity-group routing, :meth:`ServedModel.group_of`: a raw user id → group via the prepared
   users' ``n_train`` and ``schema.groups``. The group goes into ``Batch.group``, so a wrapper that
   routes by group (PIN) needs nothing special here.
@@ -51,6 +51,14 @@ def model_max_len(model: nn.Module, info: RunInfo | None = None) -> int | None:
     return None
 
 
+def history_cap(info: RunInfo, schema: DatasetSchema, model: nn.Module) -> int:
+    """The most recent behaviors a request keeps, as the training loader keeps them: the run's
+    ``train.max_len`` (else the longest stored history), within ``schema.max_history`` and the
+    model's own ``max_len``."""
+    caps = [info.max_len or max(1, schema.max_history_len), schema.max_history, model_max_len(model, info)]
+    return min(c for c in caps if c)
+
+
 class ServedModel:
     """A run ready to answer ``score`` (CTR) or ``recommend`` (next-item) requests."""
 
@@ -63,8 +71,7 @@ class ServedModel:
         self.limits = limits or Limits()
         self.models: RequestModels = build_request_models(schema.side_features, self.limits)
         self.task: str = getattr(model, "task", schema.task)
-        caps = [c for c in (schema.max_history, model_max_len(model, info)) if c]
-        self.cap: int | None = min(caps) if caps else None
+        self.cap: int = history_cap(info, schema, model)
         self._item_weights: torch.Tensor | None = None
         if self.task == "next_item":
             with torch.inference_mode():
@@ -133,6 +140,9 @@ class ServedModel:
         batch = make_batch(hist, None, request_ts, self.tables.user_id(user), self.group_of(user),
                            self.cap, self.tables.side_features)
         with torch.inference_mode():
+            prepare = getattr(self.model, "prepare_batch", None)  # windowing / BERT4Rec's [MASK] slot
+            if prepare is not None:
+                batch = prepare(batch, False)
             out = self.model(batch).logits
             if out.dim() == 3:  # [1, L, D]: the state after the most recent behavior
                 last = (batch.lengths - 1).clamp(min=0)
