@@ -54,9 +54,17 @@ def _pair(path: Path, times: str | None) -> tuple[Path, Path]:
 
 
 def _tokens(path: Path) -> pl.DataFrame:
-    parts = pl.col("line").str.extract_all(r"\S+")
     df = read_lines(path).with_row_index("_k")
-    return df.select("_k", "_row", parts.list.first().alias("user"), parts.list.slice(1).alias("values"))
+    line = pl.col("line").str.strip_chars()
+    if df.select(pl.col("line").str.contains(r"[\t\f\v]| {2}").any()).item():
+        line = line.str.replace_all(r"\s+", " ")  # only pay for the regex when separators vary
+    df = df.with_columns(line.str.split(" ").alias("_parts"))
+    return df.select(
+        "_k",
+        "_row",
+        pl.col("_parts").list.first().alias("user"),
+        pl.col("_parts").list.slice(1).alias("values"),
+    )
 
 
 @register(
