@@ -161,3 +161,17 @@ def gauc_by_length(table: Mapping[str, Mapping[str, float]], path: Path) -> Path
     ax.set_title("GAUC by history length (TIN paper, Table 3)")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def training_curves(curves: Mapping[str, Mapping[int, float]], metric: str, path: Path) -> Path:
+    """Validation ``metric`` per epoch, one line per run group."""
+    fig = Figure(figsize=(7, 3.8))
+    ax = fig.add_subplot(1, 1, 1)
+    for name, c in curves.items():
+        ax.plot(list(c), list(c.values()), marker="o", ms=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"valid {metric}")
+    ax.set_title(f"Validation {metric} during training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,255 @@
+"""``chronorec report``: one self-contained HTML page (and a Markdown twin) about trained runs.
+
+Reads only run folders (``config.json``, ``metrics.json``, ``metrics.jsonl``), the prepared
+``schema.json`` each config names, and optionally an analysis folder written by
+``chronorec analyze correlation``. Runs whose configs differ only in the seed (and in settings that
+do not change results: threads, device, logging) form one group; metrics are reported as
+``mean ± std`` over the group's seeds (sample standard deviation, ddof = 1, as the TIN paper's
+"five runs, mean and standard deviation"; "–" with a single run).
+
+The HTML embeds every PNG as a ``data:image/png;base64`` URI and carries its CSS inline, so it
+opens offline and can be mailed as one file. The Markdown version (``<stem>.md``) links PNG files
+written to ``<stem>_files/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from chronorec.analysis import plots
+from chronorec.analysis.report_render import Figure, Section, Table, render_html, render_markdown
+from chronorec.analysis.runs import RunRef, find_runs
+from chronorec.data.schema import DatasetSchema
+
+_FIRST_METRICS = ("gauc", "auc", "logloss")
+_ANALYSIS_FIGURES = (
+    ("fig1_heatmaps.png", "Figures 1/3 — ground truth vs learned correlation",
+     "Mutual information (ground truth) and each model's mean exp(attention logit)·‖representation‖ "
+     "per history category and position, for one target category; r = Pearson over the target's own row."),
+    ("fig6_pearson_bins.png", "Figure 6 — agreement over target categories",
+     "Share of target categories whose same-category curves correlate poorly, medium or strongly."),
+    ("fig7_sequences.png", "Figure 7 — two sampled sequences",
+     "Ground-truth CTC of each of the last behaviors vs each model's learned correlation (row-scaled)."),
+    ("fig4_intervals.png", "Figure 4 — target-behavior intervals",
+     "Distribution of t_target − t_behavior with the TTE-T equal-frequency bin edges."),
+    ("table3_gauc_by_length.png", "Table 3 — GAUC by history length", "Test GAUC per history-length bucket."),
+)
+
+
+@dataclass
+class RunGroup:
+    label: str
+    runs: list[RunRef] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+
+def group_runs(runs: list[RunRef]) -> list[RunGroup]:
+    """Runs with the same config minus seed form one group, labelled by run name (+ #k if needed)."""
+    by_key: dict[str, RunGroup] = {}
+    for r in runs:
+        by_key.setdefault(r.group_key(), RunGroup(r.name)).runs.append(r)
+    groups = list(by_key.values())
+    names = [g.label for g in groups]
+    for k, g in enumerate(groups):
+        if names.count(g.label) > 1:
+            g.label = f"{g.label} #{names[:k].count(g.label) + 1}"
+    return groups
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan"), int(v.size)
+
+
+def fmt_mean_std(values: list[float], digits: int = 4) -> str:
+    m, s, n = mean_std(values)
+    if n == 0:
+        return "–"
+    return f"{m:.{digits}f}" if n == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _metric_names(groups: list[RunGroup], split: str) -> list[str]:
+    seen: list[str] = []
+    for g in groups:
+        for r in g.runs:
+            for k, v in (r.metrics.get(split) or {}).items():
+                if isinstance(v, int | float) and k != "n" and k not in seen:
+                    seen.append(k)
+    return [m for m in _FIRST_METRICS if m in seen] + sorted(m for m in seen if m not in _FIRST_METRICS)
+
+
+def metrics_table(groups: list[RunGroup]) -> Table:
+    test = _metric_names(groups, "test")
+    valid = _metric_names(groups, "valid")[:1]
+    cols = ["run group", "model", "runs (seeds)", *(f"test {m}" for m in test), *(f"valid {m}" for m in valid)]
+    rows = []
+    for g in groups:
+        seeds = ", ".join("?" if s is None else str(s) for s in g.seeds)
+        row = [g.label, g.runs[0].model_name, f"{len(g.runs)} ({seeds})"]
+        row += [fmt_mean_std([(r.metrics.get("test") or {}).get(m) for r in g.runs]) for m in test]
+        row += [fmt_mean_std([(r.metrics.get("valid") or {}).get(m) for r in g.runs]) for m in valid]
+        rows.append(row)
+    return Table("Test metrics (mean ± std over seeds)", cols, rows,
+                 "Std is the sample standard deviation over the runs of a group; – means one run.")
+
+
+def group_metrics_table(groups: list[RunGroup]) -> Table | None:
+    """Head / tail (activity group) test metrics, when the runs report them."""
+    names: list[str] = []
+    for g in groups:
+        for r in g.runs:
+            for n in ((r.metrics.get("test") or {}).get("groups") or {}):
+                if n not in names:
+                    names.append(n)
+    if not names:
+        return None
+    metrics = [m for m in _metric_names(groups, "test") if m in _FIRST_METRICS] or _metric_names(groups, "test")[:3]
+    cols = ["run group", "user group", "samples", *metrics]
+    rows = []
+    for g in groups:
+        for n in names:
+            per = [((r.metrics.get("test") or {}).get("groups") or {}).get(n) or {} for r in g.runs]
+            if not any(per):
+                continue
+            count = next((p.get("n") for p in per if p.get("n") is not None), "–")
+            rows.append([g.label, n, str(count), *(fmt_mean_std([p.get(m) for p in per]) for m in metrics)])
+    return Table("Test metrics per user activity group (PIN's head / tail)", cols, rows)
+
+
+def dataset_rows(path: Path) -> list[list[str]]:
+    schema = DatasetSchema.load(path / "schema.json")
+    t0, t1 = (datetime.fromtimestamp(t, tz=UTC).date().isoformat() for t in schema.time_span)
+    edges = schema.bin_edges.get("interval", [])
+    rows = [
+        ["name", schema.name], ["folder", str(path)], ["protocol", schema.protocol], ["task", schema.task],
+        ["users / items / events", f"{schema.n_users:,} / {schema.n_items:,} / {schema.n_events:,}"],
+        ["time span", f"{t0} … {t1}"],
+        ["side features", ", ".join(f"{f} ({schema.vocab_sizes.get(f, 0) - 2:,} values)"
+                                    for f in schema.side_features) or "none"],
+        ["samples", ", ".join(f"{k}: {v:,}" for k, v in schema.counts.items())],
+        ["longest history", f"{schema.max_history_len:,}" + (f" (capped at {schema.max_history})"
+                                                             if schema.max_history else "")],
+        ["user groups", ", ".join(schema.groups.names)
+         + (f" (thresholds {schema.groups.thresholds})" if schema.groups.thresholds else "")],
+    ]
+    if edges:
+        rows.append(["TTE-T interval bin edges (days)", ", ".join(f"{e / 86400:.3g}" for e in edges)])
+    return rows
+
+
+def _data_uri(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+def _curves_figure(groups: list[RunGroup], work: Path) -> Path | None:
+    """Validation selection metric over epochs per group (mean over seeds), from metrics.jsonl."""
+    series: dict[str, dict[int, list[float]]] = {}
+    metric = "gauc"
+    for g in groups:
+        for r in g.runs:
+            log = r.path / "metrics.jsonl"
+            if not log.is_file():
+                continue
+            metric = r.metrics.get("select_metric", metric)
+            for line in log.read_text().splitlines():
+                rec = json.loads(line) if line.strip() else {}
+                val = (rec.get("metrics") or {}).get(metric)
+                if rec.get("split") == "valid" and isinstance(val, int | float):
+                    series.setdefault(g.label, {}).setdefault(int(rec.get("epoch", 0)), []).append(float(val))
+    if not series:
+        return None
+    curves = {k: {e: float(np.mean(v)) for e, v in sorted(s.items())} for k, s in series.items()}
+    return plots.training_curves(curves, metric, work / "training_curves.png")
+
+
+def _analysis_sections(adir: Path) -> tuple[list[Table], list[tuple[Path, str, str]]]:
+    tables: list[Table] = []
+    agree = adir / "agreement.json"
+    if agree.is_file():
+        js = json.loads(agree.read_text())
+        rows = []
+        for name, s in js.get("models", {}).items():
+            sh, why = s["share"], ", ".join(f"{v} {k}" for k, v in s.get("undefined_reasons", {}).items())
+            pct = ["–" if sh[b] is None else f"{100 * sh[b]:.1f}%" for b in ("strong", "medium", "poor")]
+            mean_r = "–" if s.get("mean_r") is None else f"{s['mean_r']:.3f}"
+            rows.append([name, s["model"], str(s["n_targets"]), *pct,
+                         f"{s['counts']['undefined']}" + (f" ({why})" if why else ""), mean_r])
+        opts = js.get("options", {})
+        tables.append(Table(
+            "Semantic-temporal correlation agreement (TIN paper, Fig. 6)",
+            ["run", "model", "target categories", "strong", "medium", "poor", "undefined r", "mean r"], rows,
+            f"Dataset {js.get('dataset')}; {js.get('n_samples', 0):,} samples of {'+'.join(opts.get('splits', []))}; "
+            f"Pearson r between ground-truth MI and learned correlation over positions 1..{opts.get('n_positions')} "
+            f"of the target's own category; bins poor [-1, 0.2], medium (0.2, 0.8], strong (0.8, 1]."))
+    gbl = adir / "gauc_by_length.json"
+    if gbl.is_file():
+        js = json.loads(gbl.read_text())
+        buckets = list(next(iter(js.values()), {}))
+        rows = [[m, *("–" if v[b]["gauc"] is None else f"{v[b]['gauc']:.4f}" for b in buckets)] for m, v in js.items()]
+        first = next(iter(js.values()), {})
+        rows.append(["samples", *(str(first[b]["n"]) for b in buckets)])
+        tables.append(Table("Test GAUC by history length (TIN paper, Table 3)", ["run", *buckets], rows))
+    figs = [(adir / f, t, c) for f, t, c in _ANALYSIS_FIGURES if (adir / f).is_file()]
+    return tables, figs
+
+
+def build_report(run_paths: list[Path], out: Path, analysis_dir: Path | None = None,
+                 title: str = "chronorec report") -> tuple[Path, Path]:
+    """Write ``out`` (HTML) and ``out.with_suffix('.md')`` (+ ``<stem>_files/``); returns both paths."""
+    runs = find_runs(run_paths)
+    groups = group_runs(runs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = out.parent / f"{out.stem}_files"
+    if files.exists():
+        shutil.rmtree(files)
+    files.mkdir()
+    sections: list[Section] = []
+
+    results = [metrics_table(groups)]
+    gtab = group_metrics_table(groups)
+    if gtab is not None:
+        results.append(gtab)
+    figures: list[Figure] = []
+    curves = _curves_figure(groups, files)
+    if curves is not None:
+        figures.append(Figure("Validation curves", "Selection metric on the validation split per epoch "
+                              "(mean over the seeds of a group).", curves.name, _data_uri(curves)))
+    sections.append(Section("Results", results, figures))
+
+    data_dirs = sorted({str(r.data_dir) for r in runs if r.data_dir is not None})
+    ds_tables = [Table(f"Dataset {DatasetSchema.load(Path(d) / 'schema.json').name}", ["property", "value"], dataset_rows(Path(d)))
+                 for d in data_dirs if (Path(d) / "schema.json").is_file()]
+    missing = [d for d in data_dirs if not (Path(d) / "schema.json").is_file()]
+    note = f"Prepared data not found: {', '.join(missing)}" if missing else ""
+    sections.append(Section("Data", ds_tables, [], note))
+
+    if analysis_dir is not None:
+        tables, figs = _analysis_sections(analysis_dir)
+        figures = []
+        for path, t, c in figs:
+            shutil.copyfile(path, files / path.name)
+            figures.append(Figure(t, c, path.name, _data_uri(path)))
+        sections.append(Section("Semantic-temporal correlation analysis", tables, figures,
+                                "" if tables or figures else f"No analysis outputs in {analysis_dir}."))
+
+    configs = [(g.label, [str(r.path) for r in g.runs], json.dumps(g.runs[0].config, indent=2, sort_keys=True))
+               for g in groups]
+    meta = {"title": title, "generated": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+            "n_runs": len(runs), "n_groups": len(groups)}
+    out.write_text(render_html(meta, sections, configs), encoding="utf-8")
+    md = out.with_suffix(".md")
+    md.write_text(render_markdown(meta, sections, configs, files.name), encoding="utf-8")
+    return out, md
