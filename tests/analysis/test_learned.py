@@ -8,10 +8,8 @@ import polars as pl
 import pytest
 import torch
 
-from chronorec.analysis.correlation import CorrelationOptions, run_correlation
 from chronorec.analysis.learned import behavior_scores, by_position
 from chronorec.analysis.prepared import PreparedArrays
-from chronorec.analysis.runs import RunRef
 from chronorec.data.batch import synthetic_batch
 
 from .oracle_models import Oracle, OracleConfig
@@ -48,22 +46,6 @@ def test_make_batch_is_right_padded_and_keeps_the_most_recent(planted_dir: Path)
         assert b.hist_item[k, :n].tolist() == want.tolist()
         assert (b.hist_item[k, n:] == 0).all() and not b.mask[k, n:].any()
     assert b.target_side["category"].tolist() == s.side["category"].tolist()
-
-
-def _run(tmp: Path, name: str, cfg: dict) -> RunRef:
-    d = tmp / name / "r1"
-    d.mkdir(parents=True)
-    return RunRef(d, {"name": name, "model": "oracle", "model_options": cfg, "train": {"seed": 1}}, {}, name)
-
-
-@pytest.fixture(scope="module")
-def analysis(planted_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    tmp = tmp_path_factory.mktemp("analysis")
-    runs = [_run(tmp, "oracle", {}), _run(tmp, "blind", {"use_position": False})]
-    out = tmp / "out"
-    res = run_correlation(planted_dir, runs, out, CorrelationOptions(min_samples=50),
-                          loader=lambda run, schema: Oracle(schema, OracleConfig(**run.model_options)))
-    return out, res
 
 
 def test_learned_table_has_the_closed_form_values(analysis: tuple[Path, dict]) -> None:

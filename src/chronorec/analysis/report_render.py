@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,13 +76,12 @@ class Section:
     note: str = ""
 
 
+_NUMERIC = re.compile(r"^[-+]?[\d,]*\.?\d+%?( ± [\d.]+%?)?$")
+
+
 def _numeric(v: Any) -> bool:
-    s = str(v).replace("±", "").replace("%", "").replace(",", "").replace(" ", "")
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
+    """Right-align numbers, percentages and ``mean ± std`` cells."""
+    return bool(_NUMERIC.match(str(v)))
 
 
 def render_html(meta: dict[str, Any], sections: list[Section], configs: list[tuple[str, list[str], str]]) -> str:

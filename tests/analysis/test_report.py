@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chronorec.analysis.report import build_report, group_runs
+from chronorec.analysis.runs import find_runs
+
+from .runs_fixture import write_runs
+
+
+@pytest.fixture(scope="module")
+def report(planted_dir: Path, analysis: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory
+           ) -> tuple[Path, Path, Path]:
+    tmp = tmp_path_factory.mktemp("report")
+    runs = write_runs(tmp / "runs", planted_dir)
+    html, md = build_report([runs], tmp / "out" / "report.html", analysis[0], title="Test report")
+    return html, md, runs
+
+
+def test_runs_are_grouped_by_config_minus_seed(report: tuple[Path, Path, Path]) -> None:
+    groups = group_runs(find_runs([report[2]]))
+    assert sorted((g.label, sorted(g.seeds)) for g in groups) == [
+        ("din #1", [0, 1]), ("din #2", [0]), ("tin", [0, 1, 2])]
+
+
+def test_html_has_metric_table_with_mean_and_std(report: tuple[Path, Path, Path]) -> None:
+    html = report[0].read_text()
+    row = re.search(r"<tr><td>tin</td>.*?</tr>", html, re.S)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0))
+    assert cells[:4] == ["tin", "tin", "3 (0, 1, 2)", "0.7200 ± 0.0200"]
+    assert "<td class=\"num\">0.6550 ± 0.0071</td>" in html  # din #1: mean 0.655, std 0.00707
+    assert "0.6000</td>" in html  # a single run: no std
+    assert re.search(r"<td>tin</td><td>head</td><td[^>]*>40</td><td[^>]*>0.7300 ± 0.0200</td>", html)
+
+
+def test_html_is_self_contained_and_escaped(report: tuple[Path, Path, Path]) -> None:
+    html = report[0].read_text()
+    imgs = re.findall(r'<img src="([^"]+)"', html)
+    assert len(imgs) == 6  # training curves + 5 analysis figures
+    assert all(src.startswith("data:image/png;base64,iVBORw0KGgo") for src in imgs)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "url(" not in html and "<link" not in html and "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "synthetic-planted" in html and "ctr-leave-one-out" in html  # dataset summary
+    assert "| oracle | oracle |" not in html and "100.0%" in html  # agreement table rendered as HTML
+
+
+def test_markdown_twin_links_existing_pngs(report: tuple[Path, Path, Path]) -> None:
+    html, md, _ = report
+    text = md.read_text()
+    assert md == html.with_suffix(".md")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 6
+    for link in links:
+        assert (md.parent / link).read_bytes()[:4] == b"\x89PNG"
+    assert "| tin | tin | 3 (0, 1, 2) | 0.7200 ± 0.0200 |" in text
+    assert "| oracle | oracle | 6 | 100.0% | 0.0% | 0.0% | 0 | 0.99" in text
