@@ -171,7 +171,7 @@ CASES: dict[str, Case] = {
     "mixed_separators": Case(
         _csv(GOOD + "3;13;1500000400\n4,14,1500000500\n"),
         "events.csv",
-        "1 field(s) but the header has 3",
+        "1 field(s) where the header has 3 (separator ','); it splits into 3 on ';'",
         row=5,
     ),
     "extra_fields": Case(_csv(GOOD + "3,13,1500000400,oops\n"), "events.csv", "4 field(s)", row=5),

@@ -97,12 +97,8 @@ def resolve(
             out[role] = found
         elif role in required:
             tried = "/".join(dict.fromkeys(cands)) or role
-            hint = closest(cands[0] if cands else role, [h for h in header if h not in out.values()])
-            if hint is None:
-                for c in cands:
-                    hint = closest(c, [h for h in header if h not in out.values()])
-                    if hint:
-                        break
+            free = [h for h in header if h not in out.values()]
+            hint = next((h for h in (closest(c, free) for c in cands or [role]) if h), None)
             tip = f"; did you mean '{hint}'? (pass a mapping {role}={hint})" if hint else ""
             raise ChronorecError(
                 f"no {role} column (looked for {tried}); {_listing(list(header))}{tip}", file=file

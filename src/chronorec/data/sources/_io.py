@@ -134,6 +134,18 @@ def _iter_lines(src: Path | bytes) -> Iterator[bytes]:
             yield from fh
 
 
+def _show(sep: str) -> str:
+    return {"\t": "tab", " ": "space"}.get(sep, repr(sep))
+
+
+def _fitting_separator(line: str, sep: str, n_fields: int) -> str | None:
+    """Another separator that would split ``line`` into the header's field count, if any."""
+    for other in (*SEPARATORS, " "):
+        if other != sep and len(next(csv.reader([line], delimiter=other))) == n_fields:
+            return other
+    return None
+
+
 def diagnose_delimited(
     src: Path | bytes, *, file: Path, sep: str, n_fields: int, has_header: bool, until_row: int | None = None
 ) -> ChronorecError | None:
@@ -160,22 +172,32 @@ def diagnose_delimited(
     reader = csv.reader(text_lines(), delimiter=sep)
     row = 0
     for fields in reader:
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue
         if has_header and reader.line_num == 1:
             continue
-        row += 1
+        row += 1  # blank lines count as rows, as in Polars' row index
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
         if len(fields) != n_fields:
-            shown = "tab" if sep == "\t" else repr(sep)
+            other = _fitting_separator(sep.join(fields), sep, n_fields)
+            hint = f"; it splits into {n_fields} on {_show(other)} (mixed separators?)" if other else ""
             return ChronorecError(
-                f"row has {len(fields)} field(s) but the header has {n_fields} (separator {shown}); "
-                "mixed separators or a broken line?",
+                f"{len(fields)} field(s) where the header has {n_fields} (separator {_show(sep)}){hint}",
                 file=file,
                 row=row,
             )
         if until_row is not None and row >= until_row:
             break
     return state["bad"]
+
+
+def unique_names(header: Sequence[str]) -> list[str]:
+    """Header names made unique: a repeated ``name`` becomes ``name_2``, ``name_3``, ... (first one wins)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
 
 
 @dataclass
@@ -209,6 +231,11 @@ class Delimited:
             found = self.diagnose()
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise found or ChronorecError(f"cannot parse as delimited text ({msg})", file=path) from None
+        blank = pl.all_horizontal(pl.exclude("_row").is_null())
+        if df.select(blank.any()).item():
+            df = df.filter(
+                ~blank
+            )  # blank lines (Polars keeps them as all-null rows); _row keeps counting them
         if df.height == 0:
             raise ChronorecError("no data rows (header only)", file=path)
         # Polars pads short lines with nulls: look closer when a required or the last column is empty
@@ -265,7 +292,7 @@ def open_delimited(
         sep = sniff_separator(lines)
     if names is None:
         header = [h.strip().lstrip("\ufeff") for h in next(csv.reader([lines[0]], delimiter=sep))]
-        return Delimited(path, src, sep, header)
+        return Delimited(path, src, sep, unique_names(header))
     return Delimited(path, src, sep, list(names), has_header=False)
 
 

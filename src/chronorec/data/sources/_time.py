@@ -101,32 +101,24 @@ def _iso(text: pl.Series, missing: pl.Series) -> ParsedTime:
     return ParsedTime(sec, missing, invalid, "iso", frac)
 
 
+def _constant(value: object, n: int, dtype: pl.DataType) -> pl.Series:
+    return pl.repeat(value, n, dtype=dtype, eager=True)
+
+
 def parse_time(s: pl.Series, unit: TimeUnit = "auto") -> ParsedTime:
     """Convert a raw time column (Utf8 or numeric / temporal dtype) to Int64 seconds."""
-    dtype = s.dtype
+    dtype, n = s.dtype, len(s)
+    never = _constant(False, n, pl.Boolean())
     if dtype == pl.Date:
-        sec = s.cast(pl.Int64) * 86_400
-        return ParsedTime(sec, s.is_null(), pl.Series([False] * len(s)), "iso", False)
+        return ParsedTime(s.cast(pl.Int64) * 86_400, s.is_null(), never, "iso", False)
     if isinstance(dtype, pl.Datetime):
         us = s.dt.epoch("us")
-        return ParsedTime(
-            us // 1_000_000,
-            s.is_null(),
-            pl.Series([False] * len(s)),
-            "iso",
-            bool((us % 1_000_000 != 0).any()),
-        )
+        return ParsedTime(us // 1_000_000, s.is_null(), never, "iso", bool((us % 1_000_000 != 0).any()))
     if dtype.is_numeric():
-        f = s.cast(pl.Float64)
-        ints = (
-            s.cast(pl.Int64, strict=False)
-            if dtype.is_integer()
-            else pl.Series([None] * len(s), dtype=pl.Int64)
-        )
         if unit == "iso":
-            return ParsedTime(
-                pl.Series([None] * len(s), dtype=pl.Int64), s.is_null(), s.is_not_null(), "iso", False
-            )
+            return ParsedTime(_constant(None, n, pl.Int64()), s.is_null(), s.is_not_null(), "iso", False)
+        f = s.cast(pl.Float64)
+        ints = s.cast(pl.Int64, strict=False) if dtype.is_integer() else _constant(None, n, pl.Int64())
         return _numeric(f, ints, s.is_null() | f.is_nan().fill_null(False), unit)
     text = s.cast(pl.Utf8).str.strip_chars()
     f = text.cast(pl.Float64, strict=False)

@@ -58,8 +58,11 @@ def parse_object(line: str) -> Any:
     """One metadata line: JSON, else a Python literal (``ast.literal_eval``, never ``eval``)."""
     try:
         return json.loads(line)
-    except ValueError:
-        return ast.literal_eval(line)
+    except ValueError as json_err:
+        try:
+            return ast.literal_eval(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise json_err from None  # the JSON parser's message says where the line breaks
 
 
 def deepest_category(categories: Any) -> str | None:
@@ -80,8 +83,8 @@ def _json_error(data: bytes, path: Path) -> ChronorecError:
             continue
         try:
             obj = parse_object(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
-            return ChronorecError(f"line is not a JSON object ({type(err).__name__})", file=path, row=lineno)
+        except ValueError as err:
+            return ChronorecError(f"line is not a JSON object ({err})", file=path, row=lineno)
         if not isinstance(obj, dict):
             return ChronorecError("line is not a JSON object", file=path, row=lineno)
     return ChronorecError("cannot parse as JSON lines", file=path)
@@ -106,7 +109,7 @@ def read_reviews(path: Path, mapping: dict[str, str] | None) -> Raw:
         if df[fields[role]].null_count() == df.height:
             try:
                 first = parse_object(data.lstrip().split(b"\n", 1)[0].decode("utf-8"))
-            except (ValueError, SyntaxError):
+            except ValueError:
                 first = None
             keys = ", ".join(map(str, first)) if isinstance(first, dict) else "?"
             raise ChronorecError(
@@ -126,9 +129,9 @@ def read_meta(path: Path, items: pl.Series) -> pl.DataFrame:
     for row, line in zip(wanted["_row"], wanted["line"], strict=True):
         try:
             obj = parse_object(line)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
+        except ValueError as err:
             raise ChronorecError(
-                f"metadata line is neither JSON nor a Python literal ({type(err).__name__})",
+                f"metadata line is neither JSON nor a Python literal ({err})",
                 file=path,
                 row=int(row),
             ) from None

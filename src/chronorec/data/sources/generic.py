@@ -139,12 +139,5 @@ def load_tsv(req: Request) -> SourceData:
     options={"null_values": GENERIC_OPTIONS["null_values"]},
 )
 def load_parquet(req: Request) -> SourceData:
-    if not is_parquet(check_file(req.path)):
-        raise_not_parquet(req.path)
+    read_parquet(Path(req.path))  # a Parquet file whatever its name, or a one-line error
     return _generic(req, None)
-
-
-def raise_not_parquet(path: Path) -> None:
-    from chronorec.errors import ChronorecError
-
-    raise ChronorecError("not a Parquet file (no PAR1 magic at the start); use the 'csv' source", file=path)

@@ -39,14 +39,14 @@ def _pick(path: Path, name: str, what: str) -> tuple[Path, Path]:
     return check_file(path), path.parent
 
 
-def _split_dat(lines: pl.DataFrame, file: Path, names: list[str]) -> pl.DataFrame:
+def _split_dat(lines: pl.DataFrame, file: Path, names: list[str], shown: list[str]) -> pl.DataFrame:
     parts = pl.col("line").str.strip_chars().str.split("::")
     df = lines.with_columns(parts.alias("_parts"))
     bad = df.filter(pl.col("_parts").list.len() != len(names)).head(1)
     if bad.height:
         n = bad["_parts"].list.len()[0]
         raise ChronorecError(
-            f"line has {n} '::'-separated field(s), expected {len(names)} ({'::'.join(names)})",
+            f"line has {n} '::'-separated field(s), expected {len(names)} ({'::'.join(shown)})",
             file=file,
             row=int(bad["_row"][0]),
         )
@@ -65,8 +65,8 @@ def _first_genre(col: str) -> pl.Expr:
 )
 def load_movielens_dat(req: Request) -> SourceData:
     ratings, folder = _pick(req.path, "ratings.dat", "ml-1m")
-    df = _split_dat(read_lines(ratings), ratings, ["user", "item", "rating", "ts"])
     columns = {"user": "UserID", "item": "MovieID", "rating": "Rating", "ts": "Timestamp"}
+    df = _split_dat(read_lines(ratings), ratings, list(columns), list(columns.values()))
     raw = Raw(with_origin(df), [ratings], columns)
     movies = folder / "movies.dat"
     data = build(req.name, raw, [], time_unit=req.time_unit, options=req.options)
