@@ -77,7 +77,8 @@ class _Locator:
         idx = int(mask.arg_true()[0])
         file = self.raw.files[int(df["_file"][idx])] if "_file" in df.columns else self.raw.files[0]
         row = int(df["_row"][idx]) if "_row" in df.columns else None
-        value = df[role][idx] if role in df.columns else None
+        value = str(df[role][idx]) if role in df.columns else ""
+        value = value if len(value) <= 60 else value[:57] + "..."
         same_file = df["_file"] == df["_file"][idx] if "_file" in df.columns else None
         n = int(mask.sum()) if same_file is None else int((mask & same_file).sum())
         text = message.format(n=n, value=value, s="" if n == 1 else "s")

@@ -231,18 +231,17 @@ class Delimited:
             found = self.diagnose()
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise found or ChronorecError(f"cannot parse as delimited text ({msg})", file=path) from None
+        # Polars keeps blank lines as all-null rows: drop them (``_row`` still counts them, like an editor)
         blank = pl.all_horizontal(pl.exclude("_row").is_null())
         if df.select(blank.any()).item():
-            df = df.filter(
-                ~blank
-            )  # blank lines (Polars keeps them as all-null rows); _row keeps counting them
+            df = df.filter(~blank)
         if df.height == 0:
             raise ChronorecError("no data rows (header only)", file=path)
         # Polars pads short lines with nulls: look closer when a required or the last column is empty
         suspects = [pl.col(c).is_null() for c in (*required, "_last") if c in df.columns]
         bad = df.select(pl.any_horizontal(suspects).arg_true().first()).item()
         if bad is not None:
-            found = self.diagnose(until_row=int(bad) + 1)
+            found = self.diagnose(until_row=int(df["_row"][int(bad)]))
             if found is not None:
                 raise found
         return df.drop("_last")

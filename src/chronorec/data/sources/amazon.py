@@ -55,14 +55,22 @@ _ASIN = r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]"""
 
 
 def parse_object(line: str) -> Any:
-    """One metadata line: JSON, else a Python literal (``ast.literal_eval``, never ``eval``)."""
+    """One metadata line: JSON, else a Python literal (``ast.literal_eval``, never ``eval``).
+
+    On failure raises ValueError naming the column where the parser that got further stopped.
+    """
     try:
         return json.loads(line)
-    except ValueError as json_err:
-        try:
-            return ast.literal_eval(line)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise json_err from None  # the JSON parser's message says where the line breaks
+    except json.JSONDecodeError as json_err:
+        where = (json_err.colno, f"{json_err.msg} at column {json_err.colno}")
+    try:
+        return ast.literal_eval(line)
+    except SyntaxError as lit_err:
+        if (lit_err.offset or 0) > where[0]:
+            where = (lit_err.offset or 0, f"{lit_err.msg} at column {lit_err.offset}")
+    except (ValueError, TypeError, MemoryError, RecursionError) as lit_err:
+        where = (where[0], f"{where[1]}; not a literal either ({type(lit_err).__name__})")
+    raise ValueError(where[1])
 
 
 def deepest_category(categories: Any) -> str | None:
