@@ -83,7 +83,9 @@ class PrepareOptions(BaseModel):
     dedupe: bool = True
     min_user_events: int | None = Field(None, ge=1, description="None = the protocol's minimum")
     short_users: Literal["drop", "error"] = "drop"
-    interval_max_pairs: int = Field(EXACT_PAIR_LIMIT, ge=1000)
+    interval_max_pairs: int = Field(
+        EXACT_PAIR_LIMIT, ge=1000, description="exact interval edges up to this many pairs"
+    )
     name: str | None = None
 
     @classmethod
