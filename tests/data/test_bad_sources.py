@@ -73,6 +73,14 @@ def _parquet_no_time(tmp: Path) -> Callable[[], object]:
     return lambda: load_source("parquet", path)
 
 
+def _parquet_text_time(tmp: Path) -> Callable[[], object]:
+    path = tmp / "events.parquet"
+    pl.DataFrame(
+        {"user": ["1", "2", "3"], "item": ["a", "b", "c"], "ts": ["1500000000", "1500000001", "soon"]}
+    ).write_parquet(path)
+    return lambda: load_source("parquet", path)
+
+
 def _attrs_conflict(tmp: Path) -> Callable[[], object]:
     (tmp / "events.csv").write_text(GOOD)
     (tmp / "attrs.csv").write_text("item_id,cate_last\n10,3\n11,4\n12,5\n10,7\n")
@@ -168,6 +176,7 @@ CASES: dict[str, Case] = {
     "truncated_parquet": Case(_parquet(cut=300), "events.parquet", "truncated Parquet"),
     "corrupt_parquet": Case(_parquet(corrupt=True), "events.parquet", "corrupt Parquet"),
     "parquet_missing_column": Case(_parquet_no_time, "events.parquet", "no time column"),
+    "parquet_text_in_time": Case(_parquet_text_time, "events.parquet", "'soon' is not a valid time", "ts", 3),
     "mixed_separators": Case(
         _csv(GOOD + "3;13;1500000400\n4,14,1500000500\n"),
         "events.csv",
@@ -207,6 +216,12 @@ CASES: dict[str, Case] = {
         _lines("1 5 6 7\n2 8 9\n", "1 100 200 300\n2 400\n"),
         "X_time_seq.txt",
         "1 timestamps but 2 items",
+        row=2,
+    ),
+    "lines_text_timestamp": Case(
+        _lines("1 5 6\n2 8 9\n", "1 100 200\n2 300 later\n"),
+        "X_time_seq.txt",
+        "'later' is not a valid time",
         row=2,
     ),
     "lines_user_mismatch": Case(

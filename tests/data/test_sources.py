@@ -134,6 +134,7 @@ def _snapshots(path: Path) -> None:
         ("00", 4600, "A"), ("00", 4600, "D"), ("00", 4600, "B"),
         ("01", 1500, "A"),
         ("01", 2700, "A"), ("01", 2700, "A"),
+        ("02", 100, "A"), ("02", 200, "X"), ("02", 300, "A"),
     ]  # fmt: skip
     lines = ["userId,timestamp,device,RUNNING_TASKS_id,RUNNING_TASKS_topActivity_mPackage"]
     lines += [f"{u},{t},dev,{k},{p}" for k, (u, t, p) in enumerate(rows)]
@@ -144,11 +145,19 @@ def test_studentlife_open_rule(tmp_path: Path) -> None:
     _snapshots(tmp_path / "running_app.csv")
     ev = load_source("studentlife", tmp_path / "running_app.csv").events
     # new on top since the previous snapshot; same-snapshot opens least recent first
-    assert ev.rows() == [("00", "C", 2200), ("00", "D", 4600), ("00", "A", 4600)]
+    assert ev.rows() == [
+        ("00", "C", 2200),
+        ("00", "D", 4600),
+        ("00", "A", 4600),
+        ("02", "X", 200),
+        ("02", "A", 300),
+    ]
     first = load_source("studentlife", tmp_path / "running_app.csv", options={"include_first": True}).events
-    assert first.rows()[:2] == [("00", "B", 1000), ("00", "A", 1000)] and ("01", "A", 1500) in first.rows()
-    excl = load_source("studentlife", tmp_path / "running_app.csv", options={"exclude": ["D"]}).events
-    assert excl.rows() == [("00", "C", 2200), ("00", "A", 4600)]
+    assert first.rows()[:2] == [("00", "B", 1000), ("00", "A", 1000)]
+    assert ("01", "A", 1500) in first.rows() and ("02", "A", 100) in first.rows()
+    # an excluded package is ignored, but its snapshot still separates the others
+    excl = load_source("studentlife", tmp_path / "running_app.csv", options={"exclude": ["D", "X"]}).events
+    assert excl.rows() == [("00", "C", 2200), ("00", "A", 4600), ("02", "A", 300)]
 
 
 def test_studentlife_user_from_file_name(tmp_path: Path) -> None:

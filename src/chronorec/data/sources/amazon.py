@@ -46,7 +46,7 @@ from chronorec.data.sources._finish import (
 )
 from chronorec.data.sources._io import check_dir_or_file, check_file, decode, find, read_bytes
 from chronorec.data.sources.base import Request, SourceData, register
-from chronorec.data.sources.generic import null_side, read_table
+from chronorec.data.sources.generic import null_side, read_table, side_of
 from chronorec.errors import ChronorecError, warn
 
 REVIEW_FIELDS = {"user": "reviewerID", "item": "asin", "ts": "unixReviewTime", "rating": "overall"}
@@ -175,7 +175,8 @@ def load_amazon_json(req: Request) -> SourceData:
     if reviews is None:
         raise ChronorecError("no reviews file (reviews_*.json[.gz]) in this folder", file=path)
     raw = read_reviews(check_file(reviews), req.mapping)
-    data = build(req.name, raw, [], time_unit=req.time_unit, options=req.options)
+    extras = side_of(raw.frame.columns, req.mapping)  # extra mapped review fields
+    data = build(req.name, raw, extras, time_unit=req.time_unit, options=req.options)
     meta = _meta_for(reviews, req.option("meta"))
     if meta is None:
         warn(f"{reviews}: no metadata file (meta_*.json) found; events have no category")
@@ -187,6 +188,7 @@ def load_amazon_json(req: Request) -> SourceData:
     side = ["category", "brand"] if events["brand"].null_count() < events.height else ["category"]
     if "brand" not in side:
         events = events.drop("brand")
+    side += [s for s in extras if s not in side]
     return SourceData(
         data.name, order_columns(events, side), side, [reviews, meta], None, data.time_granularity
     )

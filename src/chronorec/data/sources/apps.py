@@ -20,7 +20,8 @@ These are snapshots, not opens, so app-open events are derived with this rule:
 The user's first snapshot has no predecessor, so it yields no events (option ``include_first``
 counts its packages as opens). Several opens in one snapshot share its time; they are ordered
 least recent first (Android lists running tasks most recent first), so the task on screen comes
-last. Option ``exclude`` drops packages (e.g. ``["com.android.launcher"]``) before the rule. A file
+last. There is no gap limit: after a logging gap the first snapshot is compared with the last one
+before it. Option ``exclude`` ignores packages (e.g. ``["com.android.launcher"]``). A file
 without a user column (the original per-user ``running_app_u00.csv``) takes the user from the
 ``u\\d+`` in its name; ``path`` may be a file or a folder of ``running_app*.csv[.gz]``.
 """
@@ -28,6 +29,7 @@ without a user column (the original per-user ``running_app_u00.csv``) takes the 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -125,9 +127,17 @@ def _read_snapshots(path: Path, sep: str | None) -> Raw:
     )
 
 
-def snapshot_opens(snap: pl.DataFrame, include_first: bool = False) -> pl.DataFrame:
-    """Apply the open rule to snapshot rows (user, item, ts in file order) -> open events."""
+def snapshot_opens(
+    snap: pl.DataFrame, include_first: bool = False, exclude: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Apply the open rule to snapshot rows (user, item, ts in file order) -> open events.
+
+    Snapshots are numbered per user before ``exclude`` drops packages, so a snapshot holding only
+    excluded packages still separates its neighbours.
+    """
     snap = snap.with_row_index("_pos").with_columns(pl.col("ts").rank("dense").over("user").alias("_k"))
+    if exclude:
+        snap = snap.filter(~pl.col("item").is_in(list(exclude)))
     pairs = snap.group_by("user", "_k", "item").agg(pl.col("_pos").min(), pl.col("ts").first())
     prev = pairs.select("user", (pl.col("_k") + 1).alias("_k"), "item")
     opens = pairs.join(prev, on=["user", "_k", "item"], how="anti")
@@ -150,11 +160,11 @@ def snapshot_opens(snap: pl.DataFrame, include_first: bool = False) -> pl.DataFr
 def load_studentlife(req: Request) -> SourceData:
     raw = Raw.concat([_read_snapshots(f, req.sep) for f in _snapshot_files(req.path)])
     data = build(req.name, raw, [], time_unit=req.time_unit, options=req.options)
-    snap = data.events.select("user", "item", "ts")
     exclude = [str(x) for x in req.option("exclude", [])]
-    if exclude:
-        snap = snap.filter(~pl.col("item").is_in(exclude))
-    events = order_columns(snapshot_opens(snap, bool(req.option("include_first", False))), [])
+    opens = snapshot_opens(
+        data.events.select("user", "item", "ts"), bool(req.option("include_first", False)), exclude
+    )
+    events = order_columns(opens, [])
     if events.height == 0:
         raise ChronorecError(
             "no app-open events derived (fewer than two snapshots per user?)", file=raw.files[0]

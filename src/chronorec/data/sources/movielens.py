@@ -4,7 +4,7 @@
 header; rows are line numbers. ``path`` is the folder or the ratings file; ``movies.dat`` beside it
 (``MovieID::Title::Genres``, latin-1 by default, option ``encoding``) is optional and gives
 ``category`` = the first genre of ``Genres`` (``Action|Comedy`` -> ``Action``). Titles may contain
-``::``-free colons, so a movie line is split at its first and last ``::``.
+colons, so a movie line is split at its first and last ``::``.
 
 ``ml-latest``: ``ratings.csv`` (``userId,movieId,rating,timestamp``) + ``movies.csv``
 (``movieId,title,genres``, genres ``A|B|C``) -> ``category`` = first genre and side column
@@ -19,7 +19,14 @@ from pathlib import Path
 import polars as pl
 
 from chronorec.data.sources._columns import resolve
-from chronorec.data.sources._finish import Raw, attach_item_attrs, build, clean_text, with_origin
+from chronorec.data.sources._finish import (
+    Raw,
+    attach_item_attrs,
+    build,
+    clean_text,
+    order_columns,
+    with_origin,
+)
 from chronorec.data.sources._io import check_dir_or_file, check_file, open_delimited, read_lines
 from chronorec.data.sources.base import Request, SourceData, register
 from chronorec.data.sources.generic import read_table
@@ -107,8 +114,8 @@ def load_ml_latest(req: Request) -> SourceData:
         ratings, sep=req.sep, optional=("rating",), defaults={"user": ("userId",), "item": ("movieId",)}
     )
     data = build(req.name, raw, [], time_unit=req.time_unit, options=req.options)
-    movies = check_file(folder / "movies.csv") if (folder / "movies.csv").exists() else None
-    if movies is None:
+    movies = folder / "movies.csv"
+    if not movies.exists():
         raise ChronorecError("no movies.csv beside the ratings (ml-latest needs it for genres)", file=folder)
     table = open_delimited(movies, sep=req.sep)
     cols = resolve(
@@ -125,7 +132,7 @@ def load_ml_latest(req: Request) -> SourceData:
         "_row",
     )
     events = attach_item_attrs(data.events, attrs, movies, cols, what="movie")
-    events = events.select("user", "item", "ts", "category", "genres", "rating")
+    side = ["category", "genres"]
     return SourceData(
-        data.name, events, ["category", "genres"], [ratings, movies], None, data.time_granularity
+        data.name, order_columns(events, side), side, [ratings, movies], None, data.time_granularity
     )
