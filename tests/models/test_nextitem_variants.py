@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
+import pytest
 import torch
 
 from chronorec.data.batch import Batch, synthetic_batch
@@ -15,6 +17,15 @@ from chronorec.models.registry import create_model
 
 N_ITEMS = 50
 
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # tiny matrices gain nothing from a second thread, and on a shared machine its spin-wait costs a lot
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 def schema() -> DatasetSchema:
     return DatasetSchema(

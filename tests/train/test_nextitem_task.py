@@ -1,0 +1,178 @@
+"""NextItemTask: losses against naive loops, full-ranking evaluation, groups, exclusion, predict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import polars as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from chronorec.data.batch import Batch, synthetic_batch
+from chronorec.metrics.ranking import ranking_metrics, ranks_from_scores
+from chronorec.models.base import ModelOutput, NextItemModel
+from chronorec.train.nextitem_task import NextItemTask
+
+N = 30  # item vocabulary incl. padding and UNK
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Echo(NextItemModel):
+    """Hidden state at position j = a per-item vector of item_j; scores against a separate table."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.enc = nn.Parameter(torch.randn(N, dim, generator=g))
+        self.out = nn.Parameter(torch.randn(N, dim, generator=g))
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        return ModelOutput(logits=self.enc[batch.hist_item])  # [B, L, D]
+
+    def item_weights(self) -> Tensor:
+        return self.out
+
+
+class Fixed(NextItemModel):
+    """Scores of user u are the row S[u] (hidden = one-hot user, item table = S^T)."""
+
+    def __init__(self, S: Tensor) -> None:
+        super().__init__()
+        self.S = S  # [n_users, N]
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        h = torch.eye(self.S.shape[0])[batch.user]  # [B, U]
+        return ModelOutput(logits=h[:, None, :].expand(-1, batch.max_len, -1))  # [B, L, U]
+
+    def item_weights(self) -> Tensor:
+        return self.S.T  # [N, U]
+
+
+def train_batch() -> Batch:
+    return synthetic_batch(batch_size=7, max_len=9, n_items=N, next_item=True, seed=4)
+
+
+def test_ce_loss_equals_naive_loop_over_real_positions() -> None:
+    m, b = Echo(), train_batch()
+    loss = NextItemTask(N).loss(m, b)
+    terms = []
+    for r in range(len(b)):
+        for j in range(b.max_len):
+            t = int(b.target_item[r, j])
+            if t >= 2:
+                logits = m.out @ m.enc[b.hist_item[r, j]]  # [N]
+                logits[:2] = float("-inf")
+                terms.append(-torch.log_softmax(logits, 0)[t])
+    torch.testing.assert_close(loss, torch.stack(terms).mean())
+    loss.backward()
+    assert m.enc.grad is not None and m.out.grad[:2].abs().sum() == 0  # padding / UNK never scored
+
+
+def test_ce_loss_ignores_padding_columns() -> None:
+    m, b = Echo(), train_batch()
+    wide = replace(b, **{f: torch.cat([getattr(b, f), torch.zeros_like(getattr(b, f)[:, :3])], 1)
+                         for f in ("hist_item", "target_item", "hist_ts", "target_ts", "mask")})
+    task = NextItemTask(N)
+    torch.testing.assert_close(task.loss(m, b), task.loss(m, wide))
+
+
+def test_sampled_softmax_matches_manual_with_log_q() -> None:
+    m, b = Echo(), train_batch()
+    counts = torch.arange(N).float()
+    task = NextItemTask(N, loss="sampled_softmax", n_negatives=5, item_counts=counts)
+    torch.manual_seed(3)
+    loss = task.loss(m, b)
+    torch.manual_seed(3)
+    q = counts.clone()
+    q[:2] = 0
+    q = q / q.sum()
+    neg = torch.multinomial(q, 5, replacement=True)
+    real = b.target_item >= 2
+    h, t = m.enc[b.hist_item[real]], b.target_item[real]
+    lq = torch.log(5 * q)
+    s_pos = (h * m.out[t]).sum(-1) - lq[t]
+    s_neg = h @ m.out[neg].T - lq[neg]
+    s_neg[neg[None] == t[:, None]] = float("-inf")
+    manual = -torch.log_softmax(torch.cat([s_pos[:, None], s_neg], 1), 1)[:, 0].mean()
+    torch.testing.assert_close(loss, manual)
+
+
+def test_uniform_sampled_softmax_and_bce_train() -> None:
+    for kind in ("sampled_softmax", "bce"):
+        m = Echo()
+        task = NextItemTask(N, loss=kind, n_negatives=8)  # type: ignore[arg-type]
+        loss = task.loss(m, train_batch())
+        assert torch.isfinite(loss) and loss > 0
+        loss.backward()
+        assert m.out.grad.abs().sum() > 0
+
+
+def test_bce_matches_manual() -> None:
+    m, b = Echo(), train_batch()
+    torch.manual_seed(5)
+    loss = NextItemTask(N, loss="bce").loss(m, b)
+    torch.manual_seed(5)
+    real = b.target_item >= 2
+    h, t = m.enc[b.hist_item[real]], b.target_item[real]
+    neg = torch.randint(2, N, t.shape)
+    keep = neg != t
+    manual = F.softplus(-(h * m.out[t]).sum(-1)).mean() + F.softplus((h * m.out[neg]).sum(-1))[keep].mean()
+    torch.testing.assert_close(loss, manual)
+
+
+def eval_batches(S_users: int) -> list[Batch]:
+    b = synthetic_batch(batch_size=S_users, max_len=6, n_items=N, seed=1)
+    b = replace(b, user=torch.arange(S_users), group=torch.arange(S_users) % 3)
+    return [b.select(torch.arange(0, 5)), b.select(torch.arange(5, S_users))]
+
+
+def test_evaluate_ranks_groups_and_exclusion() -> None:
+    U = 12
+    S = torch.randint(0, 4, (U, N)).float()  # many ties
+    S[:, 0] = 100.0  # padding must never count
+    batches = eval_batches(U)
+    task = NextItemTask(N, group_names=["head", "mid", "tail"], exclude_seen=True, ks=(5, 10))
+    m = Fixed(S).train()
+    out = task.evaluate(m, batches)
+    assert m.training, "evaluate restores the training mode"
+    target = torch.cat([b.target_item for b in batches])
+    hist = torch.cat([b.hist_item for b in batches])
+    scores = S.clone()
+    scores[:, :2] = float("-inf")
+    ranks = ranks_from_scores(scores, target)
+    seen = torch.zeros(U, N, dtype=torch.bool).scatter_(1, hist, True)
+    ranks_ex = ranks_from_scores(scores, target, seen)
+    expected = ranking_metrics(ranks, (5, 10)) | ranking_metrics(ranks_ex, (5, 10), "_exclude_seen")
+    for k, v in expected.items():
+        assert out[k] == pytest.approx(v), k
+    assert out["n"] == U
+    group = torch.arange(U) % 3
+    for gi, name in enumerate(["head", "mid", "tail"]):
+        assert out["groups"][name]["ndcg@10"] == pytest.approx(ranking_metrics(ranks[group == gi], (10,))["ndcg@10"])
+        assert out["groups"][name]["n"] == 4
+    assert task.select_metric == "ndcg@10" and task.select_metric in out
+
+    df = task.predict(m, batches)
+    assert isinstance(df, pl.DataFrame)
+    assert df.columns == ["user", "item", "group", "rank", "rank_exclude_seen"]
+    assert df["rank"].to_list() == ranks.tolist() and df["item"].to_list() == target.tolist()
+    assert df["user"].to_list() == list(range(U))
+
+
+def test_evaluate_rejects_training_batches_and_plain_keys_without_exclusion() -> None:
+    task = NextItemTask(N)
+    with pytest.raises(ValueError, match="one target per row"):
+        task.evaluate(Echo(), [train_batch()])
+    out = task.evaluate(Echo(), [synthetic_batch(batch_size=4, max_len=5, n_items=N)])
+    assert not any("exclude" in k for k in out)
+    assert {"hit@50", "ndcg@20", "mrr@5"} <= set(out)
