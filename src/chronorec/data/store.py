@@ -114,6 +114,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
             files[str(f.relative_to(folder))] = f.stat().st_size
     full = {
         **manifest,
+        "cache_key": manifest.get("key"),  # alias read by chronorec.train
         "schema_version": SCHEMA_VERSION,
         "chronorec_version": __version__,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
