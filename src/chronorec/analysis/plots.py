@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 _DAY = 86_400.0
 _BIN_COLORS = {"strong": "#2e7d32", "medium": "#f9a825", "poor": "#c62828", "undefined": "#9e9e9e"}
@@ -169,6 +170,7 @@ def training_curves(curves: Mapping[str, Mapping[int, float]], metric: str, path
     ax = fig.add_subplot(1, 1, 1)
     for name, c in curves.items():
         ax.plot(list(c), list(c.values()), marker="o", ms=3, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"valid {metric}")
     ax.set_title(f"Validation {metric} during training")
