@@ -1,13 +1,14 @@
-"""Source loaders on the shared real datasets (CHRONOREC_DATA, default ../shared/data): exact counts
-and cross-checks between layouts of the same data. Skipped, with the reason, when the data is absent."""
+"""Source loaders on the shared real datasets (``data_root`` fixture: CHRONOREC_DATA, default
+../shared/data): exact counts and cross-checks between layouts of the same data. Skipped, with the
+reason, when the data is absent."""
 
 from __future__ import annotations
 
 import itertools
-import os
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -16,15 +17,16 @@ import pytest
 from chronorec.data.sources import SourceData, load_source
 from chronorec.errors import ChronorecWarning
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("CHRONOREC_DATA", ROOT.parent / "shared" / "data"))
 
+@pytest.fixture
+def need(data_root: Path) -> Callable[[str], Path]:
+    def get(sub: str) -> Path:
+        path = data_root / sub
+        if not path.exists():
+            pytest.skip(f"real data {path} absent (set CHRONOREC_DATA to the shared data folder)")
+        return path
 
-def need(sub: str) -> Path:
-    path = DATA / sub
-    if not path.exists():
-        pytest.skip(f"real data {path} absent (set CHRONOREC_DATA to the shared data folder)")
-    return path
+    return get
 
 
 def counts(data: SourceData) -> tuple[int, int, int]:
@@ -36,7 +38,7 @@ def by_key(df: pl.DataFrame) -> pl.DataFrame:
     return df.sort(df.columns)
 
 
-def test_amazon_grocery_split_layout() -> None:
+def test_amazon_grocery_split_layout(need: Callable[[str], Path]) -> None:
     data = load_source("amazon-csv", need("amazon-grocery"))
     assert counts(data) == (151_254, 14_681, 8_713)
     assert data.side == ["category"] and data.time_granularity == "day"
@@ -48,13 +50,13 @@ def test_amazon_grocery_split_layout() -> None:
     assert [p.name for p in data.files] == ["train.csv", "dev.csv", "test.csv", "item_meta.csv"]
 
 
-def test_amazon_grocery_merged_layout_agrees() -> None:
+def test_amazon_grocery_merged_layout_agrees(need: Callable[[str], Path]) -> None:
     split = load_source("amazon-csv", need("amazon-grocery"))
     merged = load_source("amazon-csv", need("amazon-grocery"), options={"layout": "merged"})
     assert by_key(merged.events).equals(by_key(split.events))
 
 
-def test_amazon_beauty_lines_with_attribute_table() -> None:
+def test_amazon_beauty_lines_with_attribute_table(need: Callable[[str], Path]) -> None:
     root = need("amazon-beauty")
     start = time.perf_counter()
     with pytest.warns(ChronorecWarning, match=r"7 of 12101 event items \(43 events\)"):
@@ -68,7 +70,7 @@ def test_amazon_beauty_lines_with_attribute_table() -> None:
     assert by_key(csv.events).equals(by_key(data.events))
 
 
-def test_yelp_lines() -> None:
+def test_yelp_lines(need: Callable[[str], Path]) -> None:
     root = need("yelp-a")
     start = time.perf_counter()
     data = load_source("lines", root / "raw")
@@ -80,7 +82,7 @@ def test_yelp_lines() -> None:
     assert csv.events.equals(data.events)  # same order too: user by user, chronological
 
 
-def test_ml100k_atomic() -> None:
+def test_ml100k_atomic(need: Callable[[str], Path]) -> None:
     data = load_source("atomic", need("ml-100k"))
     assert counts(data) == (100_000, 943, 1_682)
     ev = data.events
@@ -90,7 +92,7 @@ def test_ml100k_atomic() -> None:
     assert data.time_granularity == "second"
 
 
-def test_ml_latest_small_generic_csv_and_ml_latest_agree() -> None:
+def test_ml_latest_small_generic_csv_and_ml_latest_agree(need: Callable[[str], Path]) -> None:
     root = need("ml-latest-small")
     mapping = {"user": "userId", "item": "movieId", "time": "timestamp", "rating": "rating"}
     generic = load_source("csv", root / "ratings.csv", mapping=mapping)
@@ -105,7 +107,7 @@ def test_ml_latest_small_generic_csv_and_ml_latest_agree() -> None:
     assert no_genre.height == 18 and no_genre["category"].null_count() == 18  # "(no genres listed)"
 
 
-def test_yoochoose_sessions() -> None:
+def test_yoochoose_sessions(need: Callable[[str], Path]) -> None:
     data = load_source("yoochoose", need("yoochoose-sessions"))
     assert data.events.height == 83_846 and data.time_granularity == "millisecond-truncated"
     assert [p.name for p in data.files] == [
@@ -114,7 +116,7 @@ def test_yoochoose_sessions() -> None:
     ]
 
 
-def test_format_samples() -> None:
+def test_format_samples(need: Callable[[str], Path]) -> None:
     root = need("format-samples")
     din = load_source("amazon-csv", root / "amazon_electronics_sample.csv")
     assert din.events.height == 100 and din.side == ["category"] and din.events["category"].null_count() == 0
@@ -125,7 +127,7 @@ def test_format_samples() -> None:
     assert yoo.events.height == 500 and yoo.time_granularity == "millisecond-truncated"
 
 
-def test_studentlife_opens_follow_the_rule() -> None:
+def test_studentlife_opens_follow_the_rule(need: Callable[[str], Path]) -> None:
     path = need("studentlife-apps") / "running_app_u00_u01_u02.csv.gz"
     with warnings.catch_warnings():
         warnings.simplefilter("error", ChronorecWarning)

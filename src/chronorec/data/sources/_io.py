@@ -83,7 +83,7 @@ def read_bytes(path: Path) -> bytes:
             raise ChronorecError("truncated gzip file (stream ends early)", file=path) from None
         except (OSError, zlib.error) as err:
             raise ChronorecError(f"corrupt gzip file ({err})", file=path) from None
-    if not data.strip():
+    if not data or data.isspace():
         raise ChronorecError("empty file (no content)", file=path)
     return data
 
