@@ -4,18 +4,19 @@ Every sample's target is a random item; its click probability is
 ``sigmoid(bias + sum_p w_p [history category at position p == target category])`` with
 ``w_p = strength * decay^(p-1)`` (position 1 = most recent), so the ground-truth CTC must be larger
 for the target's own category than for others and decrease with p. Written in the layout of
-:mod:`chronorec.data.schema` without the project's prepare step.
+:mod:`chronorec.data.schema` (with a valid manifest) without the project's prepare step: no
+prepare protocol draws labels from a known click model.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from chronorec.data.schema import DatasetSchema
+from chronorec.data.store import write_manifest
 
 DAY = 86_400
 
@@ -95,5 +96,7 @@ def write_synthetic(out: Path, n_users: int = 1500, n_cats: int = 6, n_items: in
         counts={"train": tr.height, "valid": 0, "test": te.height},
         time_span=(int(ts.min()), int(ts.max())), max_history_len=int(lengths.max()),
     ).save(out / "schema.json")
-    (out / "manifest.json").write_text(json.dumps({"cache_key": "synthetic", "created_at": "test"}))
+    pl.DataFrame({"item": np.arange(n_items + 2, dtype=np.int32),
+                  "category": np.concatenate([[0, 0], item_cat]).astype(np.int32)}).write_parquet(out / "items.parquet")
+    write_manifest(out, {"key": f"planted-{seed}"})
     return out
