@@ -81,6 +81,14 @@ def _parquet_text_time(tmp: Path) -> Callable[[], object]:
     return lambda: load_source("parquet", path)
 
 
+def _parquet_nested_ids(tmp: Path) -> Callable[[], object]:
+    path = tmp / "events.parquet"
+    pl.DataFrame({"user": [[1, 2], [3]], "item": ["a", "b"], "ts": [1500000000, 1500000001]}).write_parquet(
+        path
+    )
+    return lambda: load_source("parquet", path)
+
+
 def _attrs_conflict(tmp: Path) -> Callable[[], object]:
     (tmp / "events.csv").write_text(GOOD)
     (tmp / "attrs.csv").write_text("item_id,cate_last\n10,3\n11,4\n12,5\n10,7\n")
@@ -177,6 +185,7 @@ CASES: dict[str, Case] = {
     "corrupt_parquet": Case(_parquet(corrupt=True), "events.parquet", "corrupt Parquet"),
     "parquet_missing_column": Case(_parquet_no_time, "events.parquet", "no time column"),
     "parquet_text_in_time": Case(_parquet_text_time, "events.parquet", "'soon' is not a valid time", "ts", 3),
+    "parquet_nested_ids": Case(_parquet_nested_ids, "events.parquet", "column has type List(Int64)", "user"),
     "mixed_separators": Case(
         _csv(GOOD + "3;13;1500000400\n4,14,1500000500\n"),
         "events.csv",

@@ -205,7 +205,7 @@ def _rechorus(req: Request, folder: Path) -> SourceData:
     if layout not in (None, "split", "merged"):
         raise ChronorecError(f"option layout must be 'split' or 'merged', got {layout!r}")
     tokens = req.option("null_values", ["0"])
-    if (layout == "split" or (layout is None and has_split)) and has_split:
+    if has_split and layout != "merged":
         parts = [read_table(p, sep=req.sep, optional=(), defaults=CSV_DEFAULTS) for p in splits]
         data = build(req.name, Raw.concat(parts), [], time_unit=req.time_unit, options=req.options)
         meta = check_file(folder / "item_meta.csv")
@@ -220,11 +220,8 @@ def _rechorus(req: Request, folder: Path) -> SourceData:
             tokens,
         )
         return build(req.name, raw, ["category"], time_unit=req.time_unit, options=req.options)
-    want = (
-        "train.csv, dev.csv, test.csv (+ item_meta.csv)"
-        if layout != "merged"
-        else "interactions_with_category.csv"
-    )
+    split_files = "train.csv, dev.csv, test.csv (+ item_meta.csv)"
+    want = {"split": split_files, "merged": merged.name}.get(layout, f"{split_files} or {merged.name}")
     raise ChronorecError(f"expected {want} in this folder", file=folder)
 
 
@@ -250,6 +247,6 @@ def load_amazon_csv(req: Request) -> SourceData:
         optional=("category", "brand", "rating"),
         defaults=CSV_DEFAULTS,
     )
-    side = [s for s in ("category", "brand") if s in raw.frame.columns]
+    side = side_of(raw.frame.columns, req.mapping)
     raw = null_side(raw, side, req.option("null_values", default_null))
     return build(req.name, raw, side, time_unit=req.time_unit, options=req.options)

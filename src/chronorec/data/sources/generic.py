@@ -32,6 +32,7 @@ from chronorec.data.sources._io import (
     read_parquet,
 )
 from chronorec.data.sources.base import Request, SourceData, register
+from chronorec.errors import ChronorecError
 
 OPTIONAL = ("category", "brand", "rating", "session")
 GENERIC_OPTIONS = {
@@ -51,10 +52,21 @@ def is_parquet(path: Path) -> bool:
         return fh.read(4) == PARQUET_MAGIC
 
 
-def _parquet_text(df: pl.DataFrame, keep_raw: Sequence[str]) -> pl.DataFrame:
-    """Parquet columns to Utf8 (integral floats as integers, so id 3.0 reads '3'); ``keep_raw`` untouched."""
+def _parquet_text(
+    df: pl.DataFrame, keep_raw: Sequence[str], path: Path, columns: Mapping[str, str]
+) -> pl.DataFrame:
+    """Parquet columns to Utf8 (integral floats as integers, so id 3.0 reads '3'); ``keep_raw`` untouched.
+
+    Nested or binary columns (lists, structs, bytes) cannot be ids or categories: an error.
+    """
     exprs = []
     for name, dtype in df.schema.items():
+        if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+            raise ChronorecError(
+                f"column has type {dtype}; expected text, numbers or times",
+                file=path,
+                column=columns.get(name, name),
+            )
         if name in keep_raw or name == "_row" or dtype == pl.Utf8:
             continue
         col = pl.col(name)
@@ -91,7 +103,8 @@ def read_table(
         lf = lf.with_row_index("_row", offset=1).select(
             pl.col("_row").cast(pl.Int64), *[pl.col(c).alias(out_name(r)) for r, c in cols.items()]
         )
-        df = _parquet_text(collect_parquet(lf, path), keep_raw=("ts",))
+        names = {out_name(r): c for r, c in cols.items()}
+        df = _parquet_text(collect_parquet(lf, path), ("ts",), path, names)
     else:
         table = open_delimited(path, sep=sep, encoding=encoding, names=names)
         cols = resolve(
