@@ -129,10 +129,10 @@ def load_source(
     if mapping and not spec.takes_mapping:
         raise ChronorecError(f"source '{name}' has a fixed layout and takes no column mapping; use 'csv'")
     check_mapping(mapping)
-    req = Request(name, Path(path), dict(mapping) if mapping else None, time_unit, sep, opts)
+    req = Request(name, Path(path).expanduser(), dict(mapping) if mapping else None, time_unit, sep, opts)
     data = spec.loader(req)
     if item_attrs is not None:
-        data = _with_item_attrs(data, Path(item_attrs), opts)
+        data = _with_item_attrs(data, Path(item_attrs).expanduser(), opts)
     return data
 
 
