@@ -248,3 +248,25 @@ def test_synthetic_is_seeded() -> None:
     assert not a.events.equals(synthetic_source(n_users=20, seed=6).events)
     day = synthetic_source(n_users=20, seed=5, day_granular=True)
     assert (day.events["ts"] % 86_400 == 0).all() and day.time_granularity == "day"
+
+
+def test_planted_pattern_is_visible(tiny_ctr_dataset: Path, synthetic_data: SourceData) -> None:
+    """Positives share the category of recent behaviors far more often than negatives, decaying with position."""
+    ds = PreparedDataset.open(tiny_ctr_dataset)
+    s, cat = ds.samples("train"), ds.events.side["category"]
+    lift = []
+    for p in range(1, 6):
+        ok = s["hist_end"] - s["hist_start"] >= p
+        same = cat[s["hist_end"][ok] - p] == s["category"][ok]
+        pos = s["label"][ok] > 0
+        lift.append(same[pos].mean() - same[~pos].mean())
+    assert lift[0] > 0.15 and lift[0] > lift[2] > lift[4]
+    # impressions: a click is likelier when the most recent behavior has the impression's category
+    ev = synthetic_data.events.sort("user", "ts")
+    imp = synthetic_data.impressions.sort("user", "ts").join_asof(
+        ev.select("user", "ts", pl.col("category").alias("last_cat")), on="ts", by="user", strategy="backward",
+        check_sortedness=False,
+    )
+    match = imp.filter(pl.col("last_cat") == pl.col("category"))["label"].mean()
+    other = imp.filter(pl.col("last_cat") != pl.col("category"))["label"].mean()
+    assert match > other + 0.1

@@ -90,7 +90,7 @@ def prepare_cmd(
     short_users: str = typer.Option("drop", "--short-users", help="drop (with a warning) or error."),
     dedupe: bool = typer.Option(True, "--dedupe/--no-dedupe", help="Drop exact duplicate rows."),
     seed: int = typer.Option(2024, "--seed", help="Seed of negative sampling and interval sampling."),
-    name: str | None = typer.Option(None, "--name", help="Dataset name (default: the source's)."),
+    name: str | None = typer.Option(None, "--name", help="Dataset name (default: the output folder's name)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if up to date."),
 ) -> None:
     """Prepare a dataset: clean, encode, split by protocol, time features, bins, groups."""
@@ -108,7 +108,7 @@ def prepare_cmd(
         protocol=protocol, kcore=kcore, max_history=max_history, n_bins=bins, head_share=head_share,
         group_thresholds=_list(group_thresholds, int), group_names=_list(group_names), seed=seed,
         split_dates=tuple(dates) if dates else None, history_n=history_n, dedupe=dedupe,
-        min_user_events=min_user_events, short_users=short_users, name=name,
+        min_user_events=min_user_events, short_users=short_users, name=name or out.absolute().name or None,
     )  # fmt: skip
     roles = _pairs(mapping, "--map")
     if source != "synthetic" and path is None:
