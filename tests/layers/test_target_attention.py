@@ -105,9 +105,10 @@ def test_feature_embedding_layout_sharing_and_padding() -> None:
     b = synthetic_batch(batch_size=4, max_len=6, min_len=0)
     h, t = emb.history(b), emb.target(b)
     assert h.shape == (4, 6, 8) and t.shape == (4, 8)
-    torch.testing.assert_close(h[0, 0], torch.cat([emb.tables["item"].weight[b.hist_item[0, 0]],
-                                                   emb.tables["category"].weight[b.hist_side["category"][0, 0]]]))
-    torch.testing.assert_close(t[2, :4], emb.tables["item"].weight[b.target_item[2]])  # same table as history
+    item, cat = emb.field_weight("item"), emb.field_weight("category")
+    assert item.shape == (50, 4) and cat.shape == (7, 4) and (item[0] == 0).all() and (cat[0] == 0).all()
+    torch.testing.assert_close(h[0, 0], torch.cat([item[b.hist_item[0, 0]], cat[b.hist_side["category"][0, 0]]]))
+    torch.testing.assert_close(t[2, :4], item[b.target_item[2]])  # same table as history
     assert (h[~b.mask] == 0).all()
     b.hist_item[~b.mask] = 7  # junk ids in the padding still embed to zero
     assert (emb.history(b)[~b.mask] == 0).all()

@@ -54,9 +54,9 @@ def test_target_is_the_origin_row_and_padding_is_zero() -> None:
         enc = build_temporal(kind, schema(), dim=4)
         hist, tgt = enc(b)
         assert hist.shape == (5, 7, 4) and tgt.shape == (5, 4)
-        torch.testing.assert_close(tgt, enc.table.weight[0].expand(5, 4))
+        torch.testing.assert_close(tgt, enc.p[0].expand(5, 4))
         assert (hist[~b.mask] == 0).all()
-        torch.testing.assert_close(hist[b.mask], enc.table(enc.indices(b))[b.mask])
+        torch.testing.assert_close(hist[b.mask], enc.p[enc.indices(b)][b.mask])
     hist, tgt = build_temporal("none", schema(), dim=4)(b)
     assert (hist == 0).all() and (tgt == 0).all()
 
@@ -79,7 +79,7 @@ def test_ttet_buckets_target_minus_behavior_time() -> None:
     tau = (b.target_ts[:, None] - b.hist_ts).numpy()
     expected = np.searchsorted(np.asarray(EDGES), tau, side="left") + 1
     np.testing.assert_array_equal(enc.indices(b)[b.mask].numpy(), expected[b.mask.numpy()])
-    assert enc.table.num_embeddings == len(EDGES) + 2
+    assert enc.p.shape[0] == len(EDGES) + 2
 
 
 def test_calendar_fields_match_datetime() -> None:
@@ -95,11 +95,13 @@ def test_calendar_encoding_sums_field_embeddings() -> None:
     enc = build_temporal("calendar", schema(), dim=5)
     hist, tgt = enc(b)
     cal = b.hist_calendar[0, 0]
-    manual = sum(t.weight[cal[k]] for k, t in enumerate(enc.tables))
+    manual = sum(enc.field_weight(k)[cal[k]] for k in range(3))
     torch.testing.assert_close(hist[0, 0], manual)
     assert (hist[~b.mask] == 0).all()
     tf = calendar_fields(b.target_ts)
-    torch.testing.assert_close(tgt[1], sum(t.weight[tf[1, k]] for k, t in enumerate(enc.tables)))
+    torch.testing.assert_close(tgt[1], sum(enc.field_weight(k)[tf[1, k]] for k in range(3)))
+    b.hist_calendar[~b.mask] = 5  # junk in the padding
+    torch.testing.assert_close(enc(b)[0], hist)
 
 
 def test_ttet_without_edges_fails_clearly() -> None:

@@ -1,7 +1,8 @@
 """Temporal encodings any encoder can add to its behavior and target embeddings.
 
-One interface: ``forward(batch) -> (hist_enc [B, L, D], target_enc [B, D])``, exactly zero at
-padded history positions. Which one a model uses is its config's ``temporal`` field:
+One interface: ``forward(batch) -> (hist_enc [B, L, D], target_enc [B, D])``, zero at padded
+history positions (they look up a zero ``padding_idx`` row through their masked ids, whatever the
+padded tail holds). Which one a model uses is its config's ``temporal`` field:
 
 =============  =================================================================================
 ``none``       zeros (no temporal information)
@@ -34,6 +35,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
@@ -102,20 +104,32 @@ class NoTemporal(TemporalEncoding):
 
 
 class _IndexTemporal(TemporalEncoding):
-    """A table ``p`` of ``n`` rows; behaviors look up ``indices(batch)``, the target gets ``p[0]``."""
+    """A table ``p`` of ``n`` rows; behaviors look up ``indices(batch)``, the target gets ``p[0]``.
+
+    Stored with one extra leading zero row (``padding_idx``): ``p[k]`` is ``table.weight[k + 1]``, and
+    padded positions look up row 0 through their ids, so no ``[B, L, D]`` mask multiply is needed.
+    """
 
     def __init__(self, dim: int, n: int, init_std: float = 0.05) -> None:
         super().__init__(dim)
-        self.table = nn.Embedding(n, dim)
+        self.n = n
+        self.table = nn.Embedding(n + 1, dim, padding_idx=0)
         nn.init.normal_(self.table.weight, std=init_std)
+        with torch.no_grad():
+            self.table.weight[0].zero_()
+
+    @property
+    def p(self) -> Tensor:
+        """The ``[n, D]`` encoding table, row 0 = the origin (a view)."""
+        return self.table.weight[1:]
 
     def indices(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        idx = self.indices(batch)  # [B, L]
-        hist = self.table(idx) * batch.mask.unsqueeze(-1).to(self.table.weight.dtype)  # [B, L, D]
-        target = self.table.weight[0].expand(*batch.target_item.shape, self.dim)  # [B, D]: the origin
+        rows = torch.where(batch.mask, self.indices(batch) + 1, 0)  # [B, L]; 0 = the zero row
+        hist = self.table(rows)  # [B, L, D]
+        target = self.table.weight[1].expand(*batch.target_item.shape, self.dim)  # [B, D]: the origin p[0]
         return hist, target
 
 
@@ -164,25 +178,36 @@ class TTET(_IndexTemporal):
 
 
 class CalendarEncoding(TemporalEncoding):
-    """Timestamp encoding: ``emb_h(hour) + emb_w(weekday) + emb_m(month)`` (ids as in ``hist_calendar``)."""
+    """Timestamp encoding: ``emb_h(hour) + emb_w(weekday) + emb_m(month)`` (ids as in ``hist_calendar``).
+
+    The three tables are one ``[25 + 8 + 13, D]`` parameter with field offsets, summed with a single
+    ``embedding_bag`` (3 ids per position); row 0 is a shared zero row for padding/missing fields.
+    """
 
     SIZES = (25, 8, 13)  # hour+1 in 1..24, weekday+1 in 1..7, month in 1..12; 0 = padding
 
     def __init__(self, schema: DatasetSchema, dim: int, init_std: float = 0.05) -> None:
         super().__init__(dim)
-        self.tables = nn.ModuleList(nn.Embedding(n, dim, padding_idx=0) for n in self.SIZES)
-        for t in self.tables:
-            nn.init.normal_(t.weight, std=init_std)
-            with torch.no_grad():
-                t.weight[0].zero_()
+        self.register_buffer("offsets", torch.tensor([0, 25, 33]), persistent=False)
+        self.weight = nn.Parameter(torch.randn(sum(self.SIZES), dim) * init_std)
+        with torch.no_grad():
+            self.weight[self.offsets] = 0.0
 
-    def _encode(self, cal: Tensor) -> Tensor:
-        return sum(t(cal[..., k]) for k, t in enumerate(self.tables))  # [*S, D]
+    def field_weight(self, k: int) -> Tensor:
+        """Table of field k (0 hour, 1 weekday, 2 month), a view. ``[SIZES[k], D]``"""
+        start = int(self.offsets[k])
+        return self.weight[start : start + self.SIZES[k]]
+
+    def _encode(self, cal: Tensor, mask: Tensor | None) -> Tensor:
+        keep = cal > 0 if mask is None else (cal > 0) & mask.unsqueeze(-1)  # [*S, 3]
+        rows = torch.where(keep, cal + self.offsets, 0)  # [*S, 3]
+        out = F.embedding_bag(rows.reshape(-1, 3), self.weight, mode="sum", padding_idx=0)  # [N, D]
+        return out.view(*cal.shape[:-1], self.dim)  # [*S, D]
 
     def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        hist = self._encode(batch.hist_calendar) * batch.mask.unsqueeze(-1).to(self.tables[0].weight.dtype)
-        target = self._encode(calendar_fields(batch.target_ts))  # [B, D]
-        return hist, target  # [B, L, D], [B, D]
+        hist = self._encode(batch.hist_calendar, batch.mask)  # [B, L, D]
+        target = self._encode(calendar_fields(batch.target_ts), None)  # [B, D]
+        return hist, target
 
 
 _KINDS: dict[str, type[TemporalEncoding]] = {

@@ -34,7 +34,7 @@ from chronorec.layers.attention import dot_attention_logits, masked_mean
 from chronorec.layers.temporal import TemporalKind
 from chronorec.layers.transformer import TransformerEncoder
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, CTRConfig, zero_pad
+from chronorec.models.ctr.common import CTRBase, CTRConfig, explanation
 from chronorec.models.registry import register_model
 
 
@@ -65,8 +65,8 @@ class BST(CTRBase):
     @torch.no_grad()
     def explain(self, batch: Batch) -> Explanation:
         e, v = self.encode(batch)
-        z = zero_pad(dot_attention_logits(v, e), batch.mask)  # [B, L]
-        return Explanation(attn_logit=z, rep_norm=e.norm(dim=-1))
+        z = dot_attention_logits(v, e)  # [B, L]
+        return explanation(batch.mask, z, e)
 
 
 register_model("bst", config=BSTConfig)(BST)

@@ -23,7 +23,7 @@ from chronorec.data.schema import DatasetSchema
 from chronorec.layers.embedding import FeatureEmbedding
 from chronorec.layers.mlp import MLP, Activation
 from chronorec.layers.temporal import TemporalKind, build_temporal
-from chronorec.models.base import CTRModel
+from chronorec.models.base import CTRModel, Explanation
 
 
 class CTRConfig(BaseModel):
@@ -104,6 +104,13 @@ class CTRBase(CTRModel):
         if self.bias is not None:
             y = y + self.bias(batch.target_item).squeeze(-1)
         return y
+
+
+def explanation(mask: Tensor, attn_logit: Tensor | None, rep: Tensor) -> Explanation:
+    """Table 2 terms with padded positions set to 0: ``attn_logit [B, L] | None``, ``rep [B, L, D]``
+    (the per-behavior representation, reduced to its L2 norm here)."""
+    attn = None if attn_logit is None else zero_pad(attn_logit, mask)
+    return Explanation(attn_logit=attn, rep_norm=zero_pad(rep.norm(dim=-1), mask))
 
 
 def zero_pad(x: Tensor, mask: Tensor) -> Tensor:

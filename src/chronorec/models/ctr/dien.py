@@ -38,7 +38,7 @@ from chronorec.data.schema import DatasetSchema
 from chronorec.layers.attention import ActivationUnit, masked_softmax
 from chronorec.layers.mlp import MLP
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, CTRConfig, zero_pad
+from chronorec.models.ctr.common import CTRBase, CTRConfig, explanation
 from chronorec.models.registry import register_model
 
 
@@ -127,7 +127,7 @@ class DIEN(CTRBase):
     def explain(self, batch: Batch) -> Explanation:
         e, v = self.encode(batch)
         h, s = self._interests(e, v, batch.mask)
-        return Explanation(attn_logit=zero_pad(s, batch.mask), rep_norm=h.norm(dim=-1))
+        return explanation(batch.mask, s, h)
 
 
 register_model("dien", config=DIENConfig)(DIEN)

@@ -34,7 +34,7 @@ from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.layers.attention import ActivationUnit, attention_pool, masked_softmax
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, zero_pad
+from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, explanation, zero_pad
 from chronorec.models.registry import register_model
 
 
@@ -74,7 +74,7 @@ class DIN(CTRBase):
         e, v = self.encode(batch)
         z, _ = self._attention(e, v, batch.mask)
         rep = e * v.unsqueeze(1) if self.cfg.product else e  # [B, L, D]
-        return Explanation(attn_logit=zero_pad(z, batch.mask), rep_norm=rep.norm(dim=-1))
+        return explanation(batch.mask, z, rep)
 
 
 register_model("din", config=DINConfig)(DIN)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, CTRConfig
+from chronorec.models.ctr.common import CTRBase, CTRConfig, explanation
 from chronorec.models.registry import register_model
 
 
@@ -62,7 +62,7 @@ class GRU4RecCTR(CTRBase):
     @torch.no_grad()
     def explain(self, batch: Batch) -> Explanation:
         hs, v = self.states(batch)
-        return Explanation(attn_logit=None, rep_norm=(hs * v.unsqueeze(1)).norm(dim=-1))
+        return explanation(batch.mask, None, hs * v.unsqueeze(1))
 
 
 register_model("gru4rec_ctr", config=GRU4RecCTRConfig)(GRU4RecCTR)

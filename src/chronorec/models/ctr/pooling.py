@@ -21,7 +21,7 @@ from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.layers.attention import masked_mean
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset
+from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, explanation
 from chronorec.models.registry import register_model
 
 
@@ -47,7 +47,7 @@ class AvgPool(CTRBase):
     def explain(self, batch: Batch) -> Explanation:
         e, v = self.encode(batch)
         rep = e * v.unsqueeze(1) if self.cfg.product else e  # [B, L, D]
-        return Explanation(attn_logit=None, rep_norm=rep.norm(dim=-1))
+        return explanation(batch.mask, None, rep)
 
 
 register_model("avgpool_product", config=AvgPoolConfig)(AvgPool)

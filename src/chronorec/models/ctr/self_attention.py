@@ -32,7 +32,7 @@ from chronorec.layers.attention import masked_mean
 from chronorec.layers.temporal import TemporalKind
 from chronorec.layers.transformer import TransformerEncoder
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, CTRConfig, config_preset
+from chronorec.models.ctr.common import CTRBase, CTRConfig, config_preset, explanation
 from chronorec.models.ctr.gru4rec import last_real
 from chronorec.models.registry import register_model
 
@@ -65,7 +65,7 @@ class SelfAttentionCTR(CTRBase):
     @torch.no_grad()
     def explain(self, batch: Batch) -> Explanation:
         x, v = self.encode(batch)  # [B, L, D], [B, D]
-        return Explanation(attn_logit=None, rep_norm=(x * v.unsqueeze(1)).norm(dim=-1))
+        return explanation(batch.mask, None, x * v.unsqueeze(1))
 
 
 register_model("sasrec_ctr", config=SelfAttentionCTRConfig)(SelfAttentionCTR)

@@ -38,7 +38,7 @@ from chronorec.data.schema import DatasetSchema
 from chronorec.layers.attention import attention_pool, dot_attention_logits, masked_softmax, mean_weights
 from chronorec.layers.temporal import TemporalKind
 from chronorec.models.base import Explanation, ModelOutput
-from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, zero_pad
+from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, explanation
 from chronorec.models.registry import register_model
 
 
@@ -87,8 +87,7 @@ class TIN(CTRBase):
         e, v = self.encode(batch)  # [B, L, D], [B, D]
         z, _ = self._weights(e, v, batch.mask)
         rep = e * v.unsqueeze(1) if self.cfg.representation == "product" else e  # [B, L, D]
-        attn = None if z is None else zero_pad(z, batch.mask)
-        return Explanation(attn_logit=attn, rep_norm=rep.norm(dim=-1))  # [B, L] each
+        return explanation(batch.mask, z, rep)
 
 
 register_model("tin", config=TINConfig)(TIN)
