@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+
+with warnings.catch_warnings():  # starlette's TestClient prefers httpx2; httpx is what is installed
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 

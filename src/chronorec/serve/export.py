@@ -11,7 +11,8 @@ and returns ``prob [B]`` (CTR: click probabilities) or ``scores [B, n_items]`` (
 score of every item after the most recent behavior; rows 0 and 1 are padding/UNK). Histories are
 right-padded to **exactly** ``L = history_len`` (recorded in the sidecar ``FILE.json``): the models
 read sequence lengths as Python ints, which tracing freezes, so ``L`` is fixed and the batch size
-``B`` is dynamic. Padding changes nothing (every model is padding-safe), so fixing ``L`` costs only
+``B`` is dynamic (or fixed too with ``batch_size``, for models that read it as an int: BST,
+BERT4Rec). Padding changes nothing (every model is padding-safe), so fixing ``L`` costs only
 the padded compute. The ONNX exporter drops inputs a model never reads; feed the session the inputs
 it lists.
 
@@ -23,7 +24,9 @@ fails with a :class:`ChronorecError` when they differ beyond ``atol``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +89,34 @@ class ScoringModule(nn.Module):
         return next_item_scores(self.model, batch)  # [B, n_items]
 
 
+def pad_history(batch: Batch, history_len: int) -> Batch:
+    """``batch`` with its history right-padded (or cut to the most recent) to exactly ``history_len``
+    positions, as the exported modules expect; padding values follow :class:`Batch`."""
+    B, width = batch.hist_item.shape
+    if width > history_len:  # keep each row's most recent history_len behaviors
+        lengths = batch.lengths.clamp(max=history_len)
+        start = (batch.lengths - lengths)[:, None] + torch.arange(history_len)[None, :]  # [B, H]
+        start = start.clamp(max=width - 1)
+        keep = torch.arange(history_len)[None, :] < lengths[:, None]
+
+        def cut(t: Tensor, fill: int) -> Tensor:
+            idx = start.view(B, history_len, *([1] * (t.dim() - 2))).expand(B, history_len, *t.shape[2:])
+            got = t.gather(1, idx)
+            return torch.where(keep.view(B, history_len, *([1] * (t.dim() - 2))), got, torch.full_like(got, fill))
+    else:
+        lengths = batch.lengths
+
+        def cut(t: Tensor, fill: int) -> Tensor:
+            pad = torch.full((B, history_len - width, *t.shape[2:]), fill, dtype=t.dtype)
+            return torch.cat([t, pad], dim=1)
+
+    return replace(
+        batch, hist_item=cut(batch.hist_item, 0), hist_side={k: cut(v, 0) for k, v in batch.hist_side.items()},
+        hist_ts=cut(batch.hist_ts, 0), hist_gap=cut(batch.hist_gap, -1), hist_calendar=cut(batch.hist_calendar, 0),
+        mask=cut(batch.mask, False), lengths=lengths,
+    )
+
+
 def next_item_scores(model: nn.Module, batch: Batch) -> Tensor:
     """``[B, n_items]`` scores of every item after each row's most recent behavior."""
     prepare = getattr(model, "prepare_batch", None)
@@ -110,9 +141,22 @@ def example_batch(schema: DatasetSchema, rows: int, history_len: int, seed: int,
     return b
 
 
-def _run_exported(path: Path, fmt: Format, names: list[str], inputs: tuple[Tensor, ...]) -> np.ndarray:
+def _run_exported(path: Path, fmt: Format, names: list[str], inputs: tuple[Tensor, ...], model_name: str
+                  ) -> np.ndarray:
+    try:
+        return _run_file(path, fmt, names, inputs)
+    except Exception as err:  # the runtimes raise their own types; name the model and the reason
+        reason = " ".join(str(err).split())[:300]
+        runtime = "TorchScript" if fmt == "torchscript" else "onnxruntime"
+        raise ChronorecError(f"model {model_name!r}: the exported {fmt} file cannot be run by {runtime}: "
+                             f"{type(err).__name__}: {reason}") from None
+
+
+def _run_file(path: Path, fmt: Format, names: list[str], inputs: tuple[Tensor, ...]) -> np.ndarray:
     if fmt == "torchscript":
-        module = torch.jit.load(str(path))
+        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, still supported
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path))
         with torch.inference_mode():
             return module(*inputs).numpy()
     import onnxruntime as ort
@@ -124,49 +168,98 @@ def _run_exported(path: Path, fmt: Format, names: list[str], inputs: tuple[Tenso
     return session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})[0]
 
 
-def _export(wrapper: ScoringModule, fmt: Format, out: Path, names: list[str], example: tuple[Tensor, ...]) -> None:
+def _export(wrapper: ScoringModule, fmt: Format, out: Path, names: list[str], example: tuple[Tensor, ...],
+            dynamic_batch: bool) -> None:
     output = "prob" if wrapper.task == "ctr" else "scores"
     with torch.no_grad():
         if fmt == "torchscript":
             torch.jit.save(torch.jit.trace(wrapper, example, check_trace=False), str(out))
             return
-        dynamic = {n: {0: "batch"} for n in [*names, output]}
+        dynamic = {n: {0: "batch"} for n in [*names, output]} if dynamic_batch else None
         torch.onnx.export(wrapper, example, str(out), input_names=names, output_names=[output],
                           dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    _patch_onnx(out)
+
+
+def _patch_onnx(path: Path) -> None:
+    """Rewrite nodes onnxruntime has no kernel for: a boolean ``EyeLike`` (``torch.eye(..., dtype=bool)``)
+    becomes ``Cast`` to float, a float ``EyeLike`` and a ``Cast`` back to bool (same values)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    nodes, changed = [], False
+    for node in model.graph.node:
+        dtype = next((a.i for a in node.attribute if a.name == "dtype"), None)
+        out_type = dtype if dtype is not None else types.get(node.input[0]) if node.input else None
+        if node.op_type != "EyeLike" or out_type != TensorProto.BOOL:
+            nodes.append(node)
+            continue
+        src, dst = node.input[0], node.output[0]
+        cast_in = helper.make_node("Cast", [src], [src + "_float"], name=node.name + "_in", to=TensorProto.FLOAT)
+        del node.attribute[:]
+        node.attribute.append(helper.make_attribute("dtype", TensorProto.FLOAT))
+        node.input[0], node.output[0] = src + "_float", dst + "_float"
+        cast_out = helper.make_node("Cast", [dst + "_float"], [dst], name=node.name + "_out", to=TensorProto.BOOL)
+        nodes += [cast_in, node, cast_out]
+        changed = True
+    if changed:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
 
 
 def export_model(model: nn.Module, schema: DatasetSchema, fmt: Format, out: str | Path, history_len: int,
-                 model_name: str = "model", atol: float = 1e-5) -> dict[str, Any]:
+                 model_name: str = "model", atol: float = 1e-5, batch_size: int | None = None) -> dict[str, Any]:
     """Export ``model``'s scoring path to ``out`` and check it against eager; returns the metadata
-    (also written to ``out`` + ``.json``): inputs, ``history_len``, output, parity max abs diff."""
+    (also written to ``out`` + ``.json``): inputs, ``history_len``, ``batch_size`` (None = dynamic),
+    output and the parity max abs diff.
+
+    ``batch_size`` fixes the batch size too, for models that read it as a Python int (the parity
+    check then uses that size throughout); by default it is dynamic and checked at two sizes.
+    """
     if fmt not in ("torchscript", "onnx"):
         raise ChronorecError(f"unknown export format {fmt!r}; choose torchscript or onnx")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ScoringModule(model, schema.side_features).eval()
     names = input_names(schema.side_features)
-    example = batch_inputs(example_batch(schema, 4, history_len, seed=0), schema.side_features)
+    traced_rows = batch_size or 4
+    example = batch_inputs(example_batch(schema, traced_rows, history_len, seed=0), schema.side_features)
     try:
-        _export(wrapper, fmt, out, names, example)
+        with warnings.catch_warnings():  # tracer warnings about frozen Python values: the parity check decides
+            warnings.simplefilter("ignore")
+            _export(wrapper, fmt, out, names, example, dynamic_batch=batch_size is None)
     except ChronorecError:
         raise
     except Exception as err:  # the exporters raise many types; name the model and the reason
         reason = " ".join(str(err).split())[:300]
         raise ChronorecError(f"model {model_name!r} cannot be exported to {fmt}: {type(err).__name__}: {reason}") from None
     diffs = []
-    for rows, seed, min_len in ((4, 0, 1), (7, 1, 0)):
+    for rows, seed, min_len in ((traced_rows, 0, 1), (batch_size or 7, 1, 0)):
         inputs = batch_inputs(example_batch(schema, rows, history_len, seed=seed, min_len=min_len),
                               schema.side_features)
         with torch.inference_mode():
             eager = wrapper(*inputs).numpy()
-        got = _run_exported(out, fmt, names, inputs)
+        try:
+            got = _run_exported(out, fmt, names, inputs, model_name)
+        except ChronorecError as err:
+            if rows == traced_rows:
+                raise
+            raise ChronorecError(f"{err.message} -- at batch size {rows} (traced at {traced_rows}): the model "
+                                 "reads the batch size as a Python int; export with a fixed --batch-size") from None
         if got.shape != eager.shape:
             raise ChronorecError(f"model {model_name!r}: exported {fmt} output has shape {got.shape}, "
                                  f"eager {eager.shape} (batch size {rows}); the export is not faithful")
         diffs.append(float(np.max(np.abs(got - eager))) if eager.size else 0.0)
     meta = {
         "model": model_name, "format": fmt, "task": wrapper.task, "inputs": names,
-        "history_len": history_len, "output": "prob" if wrapper.task == "ctr" else "scores",
+        "history_len": history_len, "batch_size": batch_size,
+        "output": "prob" if wrapper.task == "ctr" else "scores",
         "side_features": list(schema.side_features), "parity_max_abs_diff": max(diffs), "parity_atol": atol,
     }
     if max(diffs) > atol:
