@@ -2,7 +2,7 @@
 
 Stages (pure functions over Polars frames, then vectorised numpy on the sorted events):
 
-1. :func:`validate_events`: required columns, dtypes, ts non-null / non-negative / plausible seconds.
+1. :func:`~chronorec.data.clean.validate_events`: required columns, dtypes, ts non-null / non-negative / plausible seconds.
 2. exact duplicate rows dropped (warning with the count; ``dedupe=False`` keeps them).
 3. optional k-core (users and items with >= k events, iterated to a fixed point).
 4. users with fewer events than the protocol needs (3 for the leave-out protocols) dropped with a

@@ -35,6 +35,9 @@ Prepared dataset (a folder written by ``chronorec prepare``)::
                            next-item train rows: [hist_start, hist_end) is the training sequence and
                            every position t >= 1 predicts event t from events < t (item = 0).
       vocab/<field>.parquet  raw (Utf8) -> idx (Int32) for user, item and every side feature
+      items.parquet        item (Int32, every id of the item vocabulary) and <side...> (Int32): each
+                           item's own side-feature ids (PAD row 0, UNK row 1), for negatives and serving
+      summary.json         the summary printed by prepare (counts, time span, gaps, history lengths)
 
 Id conventions: 0 = padding, 1 = unknown (unseen at serving time), real ids start at 2, so a
 vocabulary of n raw values has size n + 2.
