@@ -31,7 +31,7 @@ _BIN_COLORS = {"strong": "#2e7d32", "medium": "#f9a825", "poor": "#c62828", "und
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=100)
     return path
 
 
@@ -51,7 +51,7 @@ def heatmaps(gt: np.ndarray, learned: Mapping[str, np.ndarray], row_labels: Sequ
     P = gt.shape[1]
     ncols = min(len(panels), 3)
     nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(4.6 * ncols, 0.45 * len(row_labels) * nrows + 1.6 * nrows))
+    fig = Figure(layout="constrained", figsize=(4.6 * ncols, 0.45 * len(row_labels) * nrows + 1.6 * nrows))
     for k, (title, grid) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, k + 1)
         im = ax.imshow(np.ma.masked_invalid(_minmax(grid)), aspect="auto",
@@ -65,7 +65,6 @@ def heatmaps(gt: np.ndarray, learned: Mapping[str, np.ndarray], row_labels: Sequ
         ax.set_title(title, fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="min-max scaled")
     fig.suptitle(f"Semantic-temporal correlation, target category {target_label}")
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -74,7 +73,7 @@ def interval_distribution(intervals: np.ndarray, edges: Sequence[float], path: P
     days = np.asarray(intervals, dtype=np.float64) / _DAY
     zero_share = float(np.mean(days <= 0)) if days.size else 0.0
     pos = days[days > 0]
-    fig = Figure(figsize=(8, 4.2))
+    fig = Figure(layout="constrained", figsize=(8, 4.2))
     ax = fig.add_subplot(1, 1, 1)
     if pos.size:
         lo = max(pos.min(), 1e-3)
@@ -95,7 +94,7 @@ def pearson_bins(summaries: Mapping[str, Mapping], path: Path) -> Path:
     """Figure 6: grouped bars of the share of target categories per Pearson bin, per model."""
     names = list(summaries)
     bins = ["strong", "medium", "poor", "undefined"]
-    fig = Figure(figsize=(max(6.0, 1.3 * len(names) + 2), 4.2))
+    fig = Figure(layout="constrained", figsize=(max(7.0, 1.3 * len(names) + 2), 4.2))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(bins)
     x = np.arange(len(names))
@@ -107,7 +106,8 @@ def pearson_bins(summaries: Mapping[str, Mapping], path: Path) -> Path:
     ax.set_ylabel("% of target categories")
     ax.set_ylim(0, 105)
     n = max((summaries[k]["n_targets"] for k in names), default=0)
-    ax.set_title(f"Pearson r, ground-truth vs learned (same-category curves, {n} target categories)")
+    ax.set_title(f"Pearson r of ground-truth vs learned same-category curves\n({n} target categories)",
+                 fontsize=10)
     ax.legend(title="Pearson bin", fontsize=8)
     return _save(fig, path)
 
@@ -118,9 +118,9 @@ def sequences(examples: Sequence[Mapping], path: Path) -> Path:
     Each example holds ``title``, ``labels`` (category of each behavior, position 1 first),
     ``same`` (bool per behavior: same category as the target), ``gt`` and ``learned`` (name -> [P]).
     """
-    fig = Figure(figsize=(10, sum(0.5 * (1 + len(e["learned"])) + 1.4 for e in examples)))
+    fig = Figure(layout="constrained", figsize=(10, sum(0.5 * (1 + len(e["learned"])) + 1.4 for e in examples)))
     heights = [1 + len(e["learned"]) for e in examples]
-    gs = fig.add_gridspec(len(examples), 1, height_ratios=heights, hspace=0.9)
+    gs = fig.add_gridspec(len(examples), 1, height_ratios=heights)
     for k, ex in enumerate(examples):
         ax = fig.add_subplot(gs[k])
         rows = [np.asarray(ex["gt"], dtype=np.float64), *(np.asarray(v, np.float64) for v in ex["learned"].values())]
@@ -144,7 +144,7 @@ def gauc_by_length(table: Mapping[str, Mapping[str, float]], path: Path) -> Path
     """Table 3 as grouped bars: test GAUC per history-length bucket, one bar per model."""
     names = list(table)
     buckets = list(next(iter(table.values()))) if table else []
-    fig = Figure(figsize=(max(6.0, 1.4 * len(buckets) + 2), 4.2))
+    fig = Figure(layout="constrained", figsize=(max(6.0, 1.4 * len(buckets) + 2), 4.2))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(buckets))
@@ -166,7 +166,7 @@ def gauc_by_length(table: Mapping[str, Mapping[str, float]], path: Path) -> Path
 
 def training_curves(curves: Mapping[str, Mapping[int, float]], metric: str, path: Path) -> Path:
     """Validation ``metric`` per epoch, one line per run group."""
-    fig = Figure(figsize=(7, 3.8))
+    fig = Figure(layout="constrained", figsize=(7, 3.8))
     ax = fig.add_subplot(1, 1, 1)
     for name, c in curves.items():
         ax.plot(list(c), list(c.values()), marker="o", ms=3, label=name)
