@@ -74,7 +74,8 @@ class MultiHeadSelfAttention(nn.Module):
 class TransformerBlock(nn.Module):
     """One post-LN Transformer layer (SASRec/RecBole layout).
 
-    ``forward(x [B, L, D], mask [B, L] bool, causal: bool, attn_mask [B, L, L] | None) -> [B, L, D]``
+    ``forward(x [B, L, D], mask [B, L] bool, causal: bool, attn_mask [B, L, L] | None) -> [B, L, D]``;
+    ``allowed`` (keyword) passes a precomputed :func:`attention_mask` so a stack builds it once.
     """
 
     def __init__(self, dim: int, heads: int, inner: int, dropout: float = 0.0, act: str = "gelu") -> None:
@@ -89,9 +90,10 @@ class TransformerBlock(nn.Module):
 
     def forward(
         self, x: Tensor, mask: Tensor, causal: bool = False, attn_mask: Tensor | None = None,
-        _allowed: Tensor | None = None,
+        *, allowed: Tensor | None = None,
     ) -> Tensor:
-        allowed = attention_mask(mask, causal, attn_mask) if _allowed is None else _allowed  # [B, 1, L, L]
+        if allowed is None:
+            allowed = attention_mask(mask, causal, attn_mask)  # [B, 1, L, L]
         h = self.ln1(x + self.drop(self.attn(x, allowed)))  # [B, L, D]
         y = self.ln2(h + self.drop(self.ffn(h)))  # [B, L, D]
         return y * mask[..., None].to(y.dtype)  # [B, L, D]: padded rows exactly zero
@@ -113,5 +115,5 @@ class TransformerEncoder(nn.Module):
         allowed = attention_mask(mask, causal, attn_mask)  # [B, 1, L, L], built once for all layers
         x = x * mask[..., None].to(x.dtype)  # [B, L, D]
         for layer in self.layers:
-            x = layer(x, mask, causal, _allowed=allowed)  # [B, L, D]
+            x = layer(x, mask, causal, allowed=allowed)  # [B, L, D]
         return x
