@@ -38,9 +38,10 @@ def manifest_key(path: str | Path) -> str | None:
     if not m.is_file():
         return None
     try:
-        key = json.loads(m.read_text()).get("cache_key")
+        manifest = json.loads(m.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    key = manifest.get("key", manifest.get("cache_key"))
     return str(key) if key is not None else None
 
 
@@ -54,13 +55,14 @@ def make_loader(
     max_len: int | None,
     rank: int = 0,
     world_size: int = 1,
+    bucket: bool = False,
 ) -> Any:
     """A ``BatchLoader`` over one split (``iter_epoch(epoch, start_batch=k)`` yields batches)."""
     from chronorec.data.loader import BatchLoader
 
     return BatchLoader(
         dataset, split, batch_size=batch_size, shuffle=shuffle, seed=seed, max_len=max_len,
-        rank=rank, world_size=world_size,
+        rank=rank, world_size=world_size, bucket=bucket,
     )
 
 
@@ -82,13 +84,17 @@ def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> T
             return CTRTask(group_names=groups, **opts)
         from chronorec.train.nextitem_task import NextItemTask
 
-        return NextItemTask(group_names=groups, **opts)
+        return NextItemTask.from_schema(schema, **opts)
     except TypeError as err:
         raise ChronorecError(f"task option not understood by the {schema.task} task: {err}") from None
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or Adagrad over the trainable parameters, fused (one kernel over all tensors) when the
+    parameters allow it: on CPU the fused step is several times faster than the per-tensor loop."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.Adagrad
+    try:
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, ValueError):  # e.g. sparse gradients or an unsupported dtype/device
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -172,8 +172,24 @@ class LoadedRun:
     def evaluate(self, split: str = "test") -> dict:
         return self.task.evaluate(self.model, self.loader(split).iter_epoch(0))
 
-    def predict(self, split: str = "test") -> pl.DataFrame:
-        return self.task.predict(self.model, self.loader(split).iter_epoch(0))
+    def predict(self, split: str = "test", raw_ids: bool = False) -> pl.DataFrame:
+        """The task's per-sample predictions; with ``raw_ids`` user and item are the source's ids."""
+        df = self.task.predict(self.model, self.loader(split).iter_epoch(0))
+        return to_raw_ids(df, self.dataset) if raw_ids else df
+
+
+def to_raw_ids(df: pl.DataFrame, dataset: Any) -> pl.DataFrame:
+    """Replace internal ``user`` / ``item`` ids by the raw ids of the prepared vocabularies (order kept;
+    padding and unknown ids become null)."""
+    out = df
+    for col in ("user", "item"):
+        if col not in df.columns:
+            continue
+        vocab = dataset.vocab(col).select(pl.col("idx").cast(pl.Int64), pl.col("raw"))
+        mapped = df.select(pl.col(col).cast(pl.Int64).alias("idx")).join(vocab, on="idx", how="left",
+                                                                        maintain_order="left")
+        out = out.with_columns(mapped["raw"].alias(col))
+    return out
 
 
 def read_config(run_dir: str | Path) -> RunConfig:

@@ -126,9 +126,11 @@ class Trainer:
             config.save(run_dir / CONFIG)
             write_json(run_dir / ENV, environment(tc.seed, self.threads, info.world_size, str(info.device), command))
         self.model = wrap_model(self.raw_model, info, tc.find_unused_parameters)
+        # next-item training windows follow the model's own max_len unless train.max_len says otherwise
+        train_len = tc.max_len or config.model_options.get("max_len")
         self.train_loader = build.make_loader(
             self.dataset, "train", batch_size=max(1, tc.batch_size // info.world_size), shuffle=True,
-            seed=tc.seed, max_len=tc.max_len, rank=info.rank, world_size=info.world_size,
+            seed=tc.seed, max_len=train_len, rank=info.rank, world_size=info.world_size, bucket=tc.bucket,
         )
         self._loss_acc = torch.zeros((), dtype=torch.float64, device=info.device)
         self._clock0 = perf_counter()

@@ -1,0 +1,100 @@
+"""`chronorec train`: train a registered model on a prepared dataset, or resume a run.
+
+    chronorec train --data prepared/amazon-grocery --model tin --set model.dim=32 --set train.lr=1e-3
+    chronorec train --resume runs/grocery-tin/20250101-120000-s0-ab12
+    torchrun --nproc_per_node 2 -m chronorec train --data prepared/amazon-grocery --model tin
+
+The task (CTR or next-item) follows the dataset's ``schema.task``. ``--set SECTION.KEY=VALUE``
+overrides any model option (``model.*``), training option (``train.*``: optimizer, lr,
+weight_decay, batch_size, epochs, max_len, grad_clip, patience, eval_every, eval_unit,
+checkpoint_every, seed, threads, deterministic, bucket, ...) or task option (``task.*``); values are
+JSON literals validated against the option's type.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from chronorec.cli import app
+from chronorec.errors import ChronorecError
+
+
+def build_run_config(
+    data: Path, model: str, sets: list[str] | None, *, seed: int | None = None, epochs: int | None = None,
+    name: str | None = None,
+) -> Any:
+    """The resolved ``RunConfig`` of a new run (model, train and task options validated)."""
+    from chronorec.data.schema import DatasetSchema
+    from chronorec.models.registry import get_entry
+    from chronorec.train.build import manifest_key, resolve_model_options
+    from chronorec.train.config import RunConfig, build_train_config, parse_overrides
+
+    data = data.expanduser().resolve()
+    if not (data / "schema.json").is_file():
+        raise ChronorecError(f"not a prepared dataset (no schema.json): {data}; run 'chronorec prepare' first")
+    schema = DatasetSchema.load(data / "schema.json")
+    entry = get_entry(model)
+    if entry.task != schema.task:
+        raise ChronorecError(f"model {model!r} is a {entry.task} model but {data} was prepared for {schema.task}")
+    over = parse_overrides(sets)
+    train_values = dict(over["train"])
+    if seed is not None:
+        train_values["seed"] = seed
+    if epochs is not None:
+        train_values["epochs"] = epochs
+    return RunConfig(
+        name=name or f"{schema.name}-{model}",
+        data=str(data),
+        cache_key=manifest_key(data),
+        dataset=schema.name,
+        task=schema.task,
+        model=model,
+        model_options=resolve_model_options(model, over["model"]),
+        task_options=over["task"],
+        train=build_train_config(train_values),
+    )
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(None, "--data", help="prepared dataset folder (chronorec prepare ...)"),
+    model: str = typer.Option(None, "--model", help="registered model name (see `chronorec models`)"),
+    sets: list[str] = typer.Option(None, "--set", help="override SECTION.KEY=VALUE, e.g. model.dim=64, train.lr=1e-3"),
+    seed: int = typer.Option(None, "--seed", help="random seed (same as --set train.seed=N)"),
+    out: Path = typer.Option(Path("runs"), "--out", help="parent folder of run folders"),
+    name: str = typer.Option(None, "--name", help="run name (default <dataset>-<model>)"),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="epochs (same as --set train.epochs=E)"),
+    resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last checkpoint"),
+    quiet: bool = typer.Option(False, "--quiet", help="no per-evaluation lines"),
+) -> None:
+    """Train a model (rank 0 writes runs/<name>/<id>/: config, env, metrics, checkpoints)."""
+    from chronorec.train import trainer
+
+    command = list(sys.argv)
+    if resume is not None:
+        if any(v is not None for v in (data, model, seed, epochs, name)) or sets:
+            raise ChronorecError("--resume continues a run with its saved config; give no other run options")
+        run_dir = trainer.resume(resume, command=command, verbose=not quiet)
+    else:
+        if data is None or model is None:
+            raise ChronorecError("give --data PREPARED and --model NAME (or --resume RUN_DIR)")
+        cfg = build_run_config(data, model, sets, seed=seed, epochs=epochs, name=name)
+        run_dir = trainer.train(cfg, out=out, command=command, verbose=not quiet)
+    _report(run_dir)
+
+
+def _report(run_dir: Path) -> None:
+    import json
+    import os
+
+    metrics = run_dir / "metrics.json"
+    if int(os.environ.get("RANK", "0")) != 0 or not metrics.is_file():
+        return
+    m = json.loads(metrics.read_text())
+    test = {k: v for k, v in m["test"].items() if isinstance(v, float)}
+    shown = " ".join(f"{k}={v:.4f}" for k, v in test.items())
+    typer.echo(f"{run_dir}: test {shown} (best epoch {m['best_epoch']}, {m['samples_per_second']} samples/s)")
