@@ -48,7 +48,7 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(None, ge=1)  # torch threads per process; None = cores / local processes
     deterministic: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available, else CPU
-    find_unused_parameters: bool = True  # DDP: tolerate parameters a variant does not use
+    find_unused_parameters: bool | None = None  # DDP: None = probe one batch for parameters without gradient
     save_predictions: bool = True  # write predictions/test.parquet (internal ids) at the end
     log_every: int = Field(50, ge=1)  # steps between progress-bar loss updates (one .item() each)
 

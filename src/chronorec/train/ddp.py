@@ -80,7 +80,7 @@ def shutdown(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, info: DistInfo, find_unused_parameters: bool = True) -> nn.Module:
+def wrap_model(model: nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> nn.Module:
     """``DistributedDataParallel(model)`` in a multi-process job, the model itself otherwise."""
     if not info.distributed:
         return model

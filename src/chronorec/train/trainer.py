@@ -125,13 +125,18 @@ class Trainer:
             self.log.truncate(0)
             config.save(run_dir / CONFIG)
             write_json(run_dir / ENV, environment(tc.seed, self.threads, info.world_size, str(info.device), command))
-        self.model = wrap_model(self.raw_model, info, tc.find_unused_parameters)
         # next-item training windows follow the model's own max_len unless train.max_len says otherwise
         train_len = tc.max_len or config.model_options.get("max_len")
         self.train_loader = build.make_loader(
             self.dataset, "train", batch_size=max(1, tc.batch_size // info.world_size), shuffle=True,
             seed=tc.seed, max_len=train_len, rank=info.rank, world_size=info.world_size, bucket=tc.bucket,
         )
+        self.model = self.raw_model
+        if info.distributed:
+            unused = tc.find_unused_parameters
+            if unused is None:
+                unused = any(all_gather(self._has_unused_parameters(), info))
+            self.model = wrap_model(self.raw_model, info, unused)
         self._loss_acc = torch.zeros((), dtype=torch.float64, device=info.device)
         self._clock0 = perf_counter()
         self._elapsed0 = self.state.elapsed
@@ -150,6 +155,28 @@ class Trainer:
             seed_everything(self.config.train.seed + self.state.global_step + self.info.rank)
         if self.info.is_main:
             self.log.truncate(self.state.metrics_lines)
+
+    def _has_unused_parameters(self) -> bool:
+        """One forward/backward on the first batch: does any trainable parameter get no gradient?
+
+        DDP needs to know (``find_unused_parameters``); the RNG states are put back afterwards so the
+        probe leaves the run's random streams, and hence exact resume, untouched.
+        """
+        rng = capture_rng()
+        buffers = {k: b.clone() for k, b in self.raw_model.named_buffers()}  # e.g. BatchNorm statistics
+        batch = next(iter(self.train_loader.iter_epoch(self.state.epoch)), None)
+        if batch is None:
+            return False
+        if self.info.device.type != "cpu":
+            batch = batch.to(self.info.device)
+        self.task.loss(self.raw_model, batch).backward()
+        unused = any(p.requires_grad and p.grad is None for p in self.raw_model.parameters())
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for k, b in self.raw_model.named_buffers():
+                b.copy_(buffers[k])
+        restore_rng(rng)
+        return unused
 
     def _sync_loss(self) -> None:
         self.state.loss_sum += float(self._loss_acc.item())
