@@ -1,0 +1,156 @@
+"""RecBole next-item training cost and accuracy: SASRec | GRU4Rec | BERT4Rec | LightSANs.
+
+Trains one RecBole sequential model on atomic files with the leave-last-out split (see
+recbole_setup.py: hidden 64, 2 layers, 2 heads, MAX_ITEM_LIST_LENGTH 50, CE loss over all items,
+no negative sampling), validates on NDCG@10 with full ranking after every epoch, then tests the
+best-on-valid model. Reported (one JSON line):
+
+- ``train_s_per_epoch`` (mean of RecBole's ``_train_epoch`` wall time), ``train_cpu_s_per_epoch``
+  (the same in process CPU seconds, steadier on a shared machine), ``train_s_epochs`` (each),
+  ``valid_s_epochs``, ``time_to_best_s`` (from the start of ``fit`` to the end of the validation
+  of the best epoch), ``best_epoch``, ``best_valid_ndcg10``;
+- ``test_ndcg10``, ``test_hit10``, ``test_mrr10`` of the best-on-valid model;
+- ``prepare_s``, ``rss_after_prepare_mb``, ``peak_rss_mb`` (whole process), ``wall_s``.
+
+Best-model reload: RecBole pickles its Config inside each checkpoint, so ``Trainer.evaluate(
+load_best_model=True)`` fails under torch>=2.6's ``torch.load(weights_only=True)`` default.
+``--reload checkpoint`` (default) keeps RecBole's own checkpointing in ``fit`` and loads the file
+here with ``weights_only=False`` (it is the file this process just wrote), then evaluates with
+``load_best_model=False``; ``--reload memory`` skips checkpoint files and keeps a copy of the
+best state dict in memory. torch itself is not monkeypatched.
+
+    benchmarks/.venvs/recbole/bin/python benchmarks/peers/recbole_train.py \
+        --data-path /work/shared/data --dataset ml-100k --model SASRec --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import time
+import warnings
+from typing import Any
+
+from peerutil import Timer, current_rss_mb, emit, quiet_stdout, set_threads
+from recbole_setup import add_common_args, build_config_dict, dataset_stats
+
+MODELS = ("SASRec", "GRU4Rec", "BERT4Rec", "LightSANs")
+
+
+def main() -> None:
+    t_start = time.perf_counter()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(ap)
+    ap.add_argument("--model", choices=MODELS, default="SASRec")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--reload", choices=("checkpoint", "memory"), default="checkpoint",
+                    help="how the best-on-valid model is restored before testing (see docstring)")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+
+    import recbole
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    set_threads(args.threads)
+    with quiet_stdout():
+        config = Config(model=args.model, dataset=args.dataset,
+                        config_dict=build_config_dict(args, epochs=args.epochs))
+        init_seed(config["seed"], config["reproducibility"])
+        set_threads(args.threads)
+        with Timer() as t_prep:
+            dataset = create_dataset(config)
+            train, valid, test = data_preparation(config, dataset)
+        rss_prep = current_rss_mb()
+
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        model = get_model(config["model"])(config, train._dataset).to(config["device"])
+        n_params = sum(p.numel() for p in model.parameters())
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+        train_s: list[tuple[float, float]] = []
+        valid_s: list[tuple[float, float]] = []
+        history: list[dict[str, Any]] = []
+        best: dict[str, Any] = {"score": float("-inf"), "state": None}
+        _time_method(trainer, "_train_epoch", train_s)
+        _time_method(trainer, "_valid_epoch", valid_s)
+        fit_start = time.perf_counter()
+
+        def on_epoch(epoch: int, score: float) -> None:
+            history.append({"epoch": epoch, "valid_ndcg10": float(score),
+                            "elapsed_s": time.perf_counter() - fit_start})
+            if args.reload == "memory" and score > best["score"]:
+                best["score"] = score
+                best["state"] = copy.deepcopy(model.state_dict())
+
+        trainer.fit(train, valid, verbose=False, saved=args.reload == "checkpoint",
+                    show_progress=False, callback_fn=on_epoch)
+        fit_s = time.perf_counter() - fit_start
+
+        if args.reload == "checkpoint":
+            # RecBole's checkpoint holds its pickled Config: weights_only=False is needed to read it.
+            ckpt = torch.load(trainer.saved_model_file, map_location=config["device"], weights_only=False)
+            model.load_state_dict(ckpt["state_dict"])
+            model.load_other_parameter(ckpt.get("other_parameter"))
+        elif best["state"] is not None:
+            model.load_state_dict(best["state"])
+        with Timer() as t_test:
+            result = trainer.evaluate(test, load_best_model=False, show_progress=False)
+
+    best_row = max(history, key=lambda r: r["valid_ndcg10"]) if history else None
+    emit({
+        "runner": "recbole_train",
+        "library": f"recbole {recbole.__version__}",
+        "dataset": args.dataset,
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "max_len": args.max_len,
+        "n_params": n_params,
+        "train_s_per_epoch": _mean(w for w, _ in train_s),
+        "train_cpu_s_per_epoch": _mean(c for _, c in train_s),
+        "train_s_epochs": [round(w, 3) for w, _ in train_s],
+        "valid_s_epochs": [round(w, 3) for w, _ in valid_s],
+        "valid_cpu_s_epochs": [round(c, 3) for _, c in valid_s],
+        "fit_s": round(fit_s, 3),
+        "time_to_best_s": round(best_row["elapsed_s"], 3) if best_row else None,
+        "best_epoch": best_row["epoch"] if best_row else None,
+        "best_valid_ndcg10": round(best_row["valid_ndcg10"], 5) if best_row else None,
+        "valid_ndcg10_epochs": [round(r["valid_ndcg10"], 5) for r in history],
+        "test_ndcg10": float(result["ndcg@10"]),
+        "test_hit10": float(result["hit@10"]),
+        "test_mrr10": float(result["mrr@10"]),
+        "test_s": round(t_test.seconds, 3),
+        "prepare_s": round(t_prep.seconds, 3),
+        "rss_after_prepare_mb": round(rss_prep, 1),
+        "wall_s": round(time.perf_counter() - t_start, 3),
+        "threads": torch.get_num_threads(),
+        "reload": args.reload,
+        **dataset_stats(dataset, train, valid, test),
+    })
+
+
+def _mean(values: Any) -> float | None:
+    values = list(values)
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def _time_method(obj: Any, name: str, sink: list[float]) -> None:
+    """Wrap ``obj.name`` so that each call's (wall, CPU) seconds are appended to ``sink``."""
+    inner = getattr(obj, name)
+
+    def timed(*a: Any, **kw: Any) -> Any:
+        with Timer() as t:
+            out = inner(*a, **kw)
+        sink.append((t.seconds, t.cpu_seconds))
+        return out
+
+    setattr(obj, name, timed)
+
+
+if __name__ == "__main__":
+    main()
