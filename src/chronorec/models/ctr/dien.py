@@ -57,17 +57,17 @@ class AUGRU(nn.Module):
         self.h2h = nn.Linear(hidden, 3 * hidden)
 
     def forward(self, x: Tensor, a: Tensor, mask: Tensor) -> Tensor:
-        B, L, _ = x.shape
-        gx = self.x2h(x)  # [B, L, 3H]: all steps at once
+        B = x.shape[0]
+        # unbind, not gx[:, t]: indexing's backward would zero-fill a full [B, L, 3H] tensor per step
+        steps = zip(self.x2h(x).unbind(1), a.unsqueeze(-1).unbind(1), mask.unsqueeze(-1).unbind(1), strict=True)
         h = x.new_zeros(B, self.hidden)  # [B, H]
-        for t in range(L):
-            gh = self.h2h(h)  # [B, 3H]
-            xu, xr, xg = gx[:, t].chunk(3, dim=-1)
-            hu, hr, hg = gh.chunk(3, dim=-1)
-            u = torch.sigmoid(xu + hu) * a[:, t : t + 1]  # [B, H] attention-scaled update gate
+        for gx, at, mt in steps:  # gx [B, 3H], at [B, 1], mt [B, 1]
+            xu, xr, xg = gx.chunk(3, dim=-1)
+            hu, hr, hg = self.h2h(h).chunk(3, dim=-1)
+            u = torch.sigmoid(xu + hu) * at  # [B, H] attention-scaled update gate
             r = torch.sigmoid(xr + hr)
             g = torch.tanh(xg + r * hg)
-            h = torch.where(mask[:, t : t + 1], (1 - u) * h + u * g, h)  # [B, H]
+            h = torch.where(mt, (1 - u) * h + u * g, h)  # [B, H]
         return h
 
 
