@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from chronorec.data.batch import Batch, synthetic_batch
 from chronorec.metrics.ranking import ranking_metrics, ranks_from_scores
 from chronorec.models.base import ModelOutput, NextItemModel
-from chronorec.train.nextitem_task import NextItemTask
+from chronorec.train.nextitem_task import NextItemTask, full_softmax_ce
 
 N = 30  # item vocabulary incl. padding and UNK
 
@@ -76,6 +76,25 @@ def test_ce_loss_equals_naive_loop_over_real_positions() -> None:
     torch.testing.assert_close(loss, torch.stack(terms).mean())
     loss.backward()
     assert m.enc.grad is not None and m.out.grad[:2].abs().sum() == 0  # padding / UNK never scored
+
+
+@pytest.mark.parametrize("chunk_elems", [1, 3 * N, 10**9])  # one row per chunk, 3 rows, everything
+def test_fused_ce_matches_autograd_reference(chunk_elems: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    h0, W0 = torch.randn(11, 6, generator=g), torch.randn(N, 6, generator=g)
+    t = torch.randint(2, N, (11,), generator=g)
+    h, W = h0.clone().requires_grad_(), W0.clone().requires_grad_()
+    (3.0 * full_softmax_ce(h, W, t, chunk_elems)).backward()
+    hr, Wr = h0.clone().requires_grad_(), W0.clone().requires_grad_()
+    z = hr @ Wr.T
+    z[:, :2] = float("-inf")
+    ref = F.cross_entropy(z, t)
+    (3.0 * ref).backward()
+    torch.testing.assert_close(full_softmax_ce(h0, W0, t, chunk_elems), ref.detach())
+    torch.testing.assert_close(h.grad, hr.grad)
+    torch.testing.assert_close(W.grad, Wr.grad)
+    empty = full_softmax_ce(torch.zeros(0, 6, requires_grad=True), W, t[:0])
+    assert float(empty.detach()) == 0.0
 
 
 def test_ce_loss_ignores_padding_columns() -> None:
