@@ -15,48 +15,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from chronorec.cli import app
 from chronorec.errors import ChronorecError
-
-
-def build_run_config(
-    data: Path, model: str, sets: list[str] | None, *, seed: int | None = None, epochs: int | None = None,
-    name: str | None = None,
-) -> Any:
-    """The resolved ``RunConfig`` of a new run (model, train and task options validated)."""
-    from chronorec.data.schema import DatasetSchema
-    from chronorec.models.registry import get_entry
-    from chronorec.train.build import manifest_key, resolve_model_options
-    from chronorec.train.config import RunConfig, build_train_config, parse_overrides
-
-    data = data.expanduser().resolve()
-    if not (data / "schema.json").is_file():
-        raise ChronorecError(f"not a prepared dataset (no schema.json): {data}; run 'chronorec prepare' first")
-    schema = DatasetSchema.load(data / "schema.json")
-    entry = get_entry(model)
-    if entry.task != schema.task:
-        raise ChronorecError(f"model {model!r} is a {entry.task} model but {data} was prepared for {schema.task}")
-    over = parse_overrides(sets)
-    train_values = dict(over["train"])
-    if seed is not None:
-        train_values["seed"] = seed
-    if epochs is not None:
-        train_values["epochs"] = epochs
-    return RunConfig(
-        name=name or f"{schema.name}-{model}",
-        data=str(data),
-        cache_key=manifest_key(data),
-        dataset=schema.name,
-        task=schema.task,
-        model=model,
-        model_options=resolve_model_options(model, over["model"]),
-        task_options=over["task"],
-        train=build_train_config(train_values),
-    )
 
 
 @app.command()
@@ -82,7 +45,10 @@ def train(
     else:
         if data is None or model is None:
             raise ChronorecError("give --data PREPARED and --model NAME (or --resume RUN_DIR)")
-        cfg = build_run_config(data, model, sets, seed=seed, epochs=epochs, name=name)
+        from chronorec.train.build import run_config
+        from chronorec.train.config import parse_overrides
+
+        cfg = run_config(data, model, parse_overrides(sets), seed=seed, epochs=epochs, name=name)
         run_dir = trainer.train(cfg, out=out, command=command, verbose=not quiet)
     _report(run_dir)
 

@@ -16,8 +16,8 @@ from torch import nn
 
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
-from chronorec.models.registry import build_config, create_model
-from chronorec.train.config import TrainConfig
+from chronorec.models.registry import build_config, create_model, get_entry
+from chronorec.train.config import RunConfig, TrainConfig, build_train_config
 from chronorec.train.ctr_task import CTRTask
 from chronorec.train.task import Task
 
@@ -98,3 +98,34 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, ValueError):  # e.g. sparse gradients or an unsupported dtype/device
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def run_config(
+    data: Path, model: str, overrides: dict[str, dict[str, Any]], *, seed: int | None = None,
+    epochs: int | None = None, name: str | None = None,
+) -> RunConfig:
+    """The resolved config of a new run: ``overrides`` by section (``parse_overrides``) validated
+    against the model's, the trainer's and the task's options; ``seed`` / ``epochs`` win over them."""
+    data = Path(data).expanduser().resolve()
+    if not (data / "schema.json").is_file():
+        raise ChronorecError(f"not a prepared dataset (no schema.json): {data}; run 'chronorec prepare' first")
+    schema = DatasetSchema.load(data / "schema.json")
+    entry = get_entry(model)
+    if entry.task != schema.task:
+        raise ChronorecError(f"model {model!r} is a {entry.task} model but {data} was prepared for {schema.task}")
+    train_values = dict(overrides.get("train", {}))
+    if seed is not None:
+        train_values["seed"] = seed
+    if epochs is not None:
+        train_values["epochs"] = epochs
+    return RunConfig(
+        name=name or f"{schema.name}-{model}",
+        data=str(data),
+        cache_key=manifest_key(data),
+        dataset=schema.name,
+        task=schema.task,
+        model=model,
+        model_options=resolve_model_options(model, overrides.get("model", {})),
+        task_options=dict(overrides.get("task", {})),
+        train=build_train_config(train_values),
+    )

@@ -1,0 +1,193 @@
+"""Multi-seed reproduction of the TIN and INTERPOS papers' tables on a prepared dataset.
+
+``reproduce(plan, data, seeds)`` trains every (model, seed) of a plan into one folder and writes the
+tables (:mod:`chronorec.train.tables`) in the papers' layouts::
+
+    OUT/<name>/                      name defaults to reproduce-<plan>-<dataset>
+      runs/<model-label>/seed<k>/    ordinary run folders (config, env, metrics, checkpoints, predictions)
+      results.json                   per row: model, overrides, per-seed test metrics (+ GAUC by length)
+      tables.md                      TIN: Tables 1, 3 and 4; INTERPOS: the ranking table
+
+It is resumable: a (model, seed) whose run folder holds ``metrics.json`` is skipped, one with a
+checkpoint is resumed, so re-running the command after an interruption only does what is missing.
+A run folder started with a different configuration is an error (choose another ``--name``).
+
+Plans are fixed lists of rows (label, registry name, model options); models not registered are
+skipped with a warning. Table 3 (GAUC by history length, TTE-P vs COE) is computed from each run's
+``predictions/test.parquet`` and the test samples' stored history lengths.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from chronorec.errors import ChronorecError, warn
+from chronorec.models.registry import list_models
+from chronorec.train import tables, trainer
+from chronorec.train.runs import CONFIG, METRICS, write_json
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One row of a plan: a registered model with option overrides."""
+
+    label: str
+    model: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    code: str = ""  # TIN Table 1 component code: temporal information, target attention, target representation
+    base: str | None = None  # INTERPOS: the row whose NDCG@20 a rhythm variant is compared with
+
+    @property
+    def slug(self) -> str:
+        keep = "".join(c if c.isalnum() else "-" for c in self.label.lower().replace("'", " prime"))
+        return "-".join(p for p in keep.split("-") if p)
+
+
+TIN_TABLE1 = [
+    Spec("Avg Pooling & Concat", "avgpool_concat", code="×××"),
+    Spec("Avg Pooling & Product", "avgpool_product", code="××✓"),
+    Spec("DIN'", "din_prime", code="×✓×"),
+    Spec("DIN", "din", code="×✓✓"),
+    Spec("GRU4Rec", "gru4rec_ctr", code="✓×✓"),
+    Spec("SASRec", "sasrec_ctr", code="✓×✓"),
+    Spec("BERT4Rec", "bert4rec_ctr", code="✓×✓"),
+    Spec("DIEN", "dien", code="✓✓×"),
+    Spec("DSIN", "dsin", code="✓✓×"),
+    Spec("BST", "bst", code="✓✓×"),
+    Spec("TIN", "tin", code="✓✓✓"),
+    Spec("TIN w/o TTE", "tin_wo_tte", code="×✓✓"),
+    Spec("TIN w/o TA", "tin_wo_ta", code="✓×✓"),
+    Spec("TIN w/o TR", "tin_wo_tr", code="✓✓×"),
+]
+TIN_ENCODINGS = [  # Table 4 rows (TTE-P is TIN itself) and Table 3's COE
+    Spec("TIN (TTE-T)", "tin_ttet"),
+    Spec("TIN (timestamp encoding)", "tin_calendar"),
+    Spec("TIN (COE)", "tin_coe"),
+]
+TIN_PLAN = TIN_TABLE1 + TIN_ENCODINGS
+TABLE4_ROWS = {"TTE-P": "TIN", "TTE-T": "TIN (TTE-T)", "Timestamp Encoding": "TIN (timestamp encoding)",
+               "COE": "TIN (COE)"}
+
+
+def _rhythm_rows(label: str, model: str, options: dict[str, Any]) -> list[Spec]:
+    return [Spec(label, model, options)] + [
+        Spec(f"{label} + rhythm ({f.upper()})", model, {**options, "rhythm": f}, base=label) for f in ("bf", "mf", "gf")
+    ]
+
+
+# INTERPOS's released configs: SASRec hidden 128, LightSANs hidden 64 with 5 interests
+INTERPOS_PLAN = [*_rhythm_rows("SASRec", "sasrec", {"dim": 128}),
+                 *_rhythm_rows("LightSANs", "lightsans", {"dim": 64, "k_interests": 5}),
+                 Spec("GRU4Rec", "gru4rec"), Spec("BERT4Rec", "bert4rec")]
+PLANS = {"tin": TIN_PLAN, "interpos": INTERPOS_PLAN}
+# training / task defaults of each plan (under the user's --set): INTERPOS early-stops on valid MRR@10
+# with patience 10 and batch 4096; TIN uses the trainer's defaults (Adam 1e-3, clip 5)
+PLAN_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "tin": {"train": {}, "task": {}},
+    "interpos": {"train": {"patience": 10, "batch_size": 4096}, "task": {"select_metric": "mrr@10"}},
+}
+
+ConfigMaker = Callable[[Spec, int], Any]  # (row, seed) -> RunConfig
+
+
+def select(plan: list[Spec], models: list[str] | None) -> list[Spec]:
+    """The plan's rows whose model is registered (and in ``models`` when given, by name or label)."""
+    known = set(list_models())
+    if models:
+        wanted = set(models)
+        unknown = wanted - {s.model for s in plan} - {s.label for s in plan}
+        if unknown:
+            raise ChronorecError(f"not in this plan: {', '.join(sorted(unknown))}; plan models: "
+                                 f"{', '.join(dict.fromkeys(s.model for s in plan))}")
+        plan = [s for s in plan if s.model in wanted or s.label in wanted]
+    missing = sorted({s.model for s in plan} - known)
+    if missing:
+        warn(f"models not registered, skipped: {', '.join(missing)}")
+    return [s for s in plan if s.model in known]
+
+
+def run_one(config: Any, run_dir: Path, verbose: bool) -> dict[str, Any]:
+    """Train (or resume, or skip) one run folder; returns its metrics.json."""
+    if (run_dir / CONFIG).is_file():
+        saved = json.loads((run_dir / CONFIG).read_text())
+        if saved != config.model_dump(mode="json"):
+            raise ChronorecError(f"{run_dir} was started with a different configuration; use another --name "
+                                 "or remove that folder")
+        if not (run_dir / METRICS).is_file():
+            trainer.resume(run_dir, verbose=verbose)
+    else:
+        trainer.train(config, run_dir=run_dir, verbose=verbose)
+    return json.loads((run_dir / METRICS).read_text())
+
+
+def _history_lengths(data: Path) -> np.ndarray:
+    s = pl.read_parquet(data / "samples" / "test.parquet", columns=["hist_start", "hist_end"])
+    return (s["hist_end"] - s["hist_start"]).to_numpy()
+
+
+def _by_length(run_dir: Path, lengths: np.ndarray) -> dict[str, float] | None:
+    p = run_dir / "predictions" / "test.parquet"
+    if not p.is_file():
+        return None
+    df = pl.read_parquet(p)
+    if not {"index", "label", "score", "user"} <= set(df.columns):
+        return None
+    idx = df["index"].to_numpy()
+    return tables.gauc_by_length(df["label"].to_numpy(), df["score"].to_numpy(), df["user"].to_numpy(),
+                                 lengths[idx])
+
+
+def reproduce(
+    plan_name: str, plan: list[Spec], data: Path, seeds: list[int], out_dir: Path, make_config: ConfigMaker,
+    *, verbose: bool = True, echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run every (row, seed) of ``plan`` into ``out_dir`` and write results.json and tables.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lengths = _history_lengths(data) if plan_name == "tin" else None
+    rows: dict[str, dict[str, Any]] = {}
+    total, k = len(plan) * len(seeds), 0
+    for spec in plan:
+        row = rows.setdefault(spec.label, {"model": spec.model, "overrides": spec.overrides, "seeds": [],
+                                           "test": [], "valid": [], "by_length": []})
+        for seed in seeds:
+            k += 1
+            run_dir = out_dir / "runs" / spec.slug / f"seed{seed}"
+            echo(f"[{k}/{total}] {spec.label} seed {seed} -> {run_dir}")
+            m = run_one(make_config(spec, seed), run_dir, verbose)
+            row["seeds"].append(seed)
+            row["test"].append(m["test"])
+            row["valid"].append(m["valid"])
+            if lengths is not None:
+                bl = _by_length(run_dir, lengths)
+                if bl is not None:
+                    row["by_length"].append(bl)
+        write_json(out_dir / "results.json", {"plan": plan_name, "data": str(data), "rows": rows})
+    text = render(plan_name, plan, rows, data, seeds)
+    (out_dir / "tables.md").write_text(text)
+    return {"rows": rows, "tables": text}
+
+
+def render(plan_name: str, plan: list[Spec], rows: dict[str, dict[str, Any]], data: Path, seeds: list[int]) -> str:
+    """tables.md: the plan's tables from collected per-seed metrics."""
+    tests = {label: r["test"] for label, r in rows.items()}
+    head = f"# Reproduction: {plan_name} on `{data}`\n\nSeeds: {', '.join(map(str, seeds))}; test split; mean ± std over seeds.\n"
+    if plan_name != "tin":
+        bases = {s.label: s.base for s in plan if s.base}
+        return head + "\n## Next-item ranking (INTERPOS)\n\n" + tables.ranking_table(tests, bases) + "\n"
+    codes = {s.label: s.code for s in plan}
+    t1 = {s.label: tests[s.label] for s in TIN_TABLE1 if s.label in tests}
+    parts = [head, "## Table 1: overall (Δ% vs Avg Pooling & Concat)\n", tables.table1(t1, codes, "Avg Pooling & Concat")]
+    by_len = {"TTE-P": rows.get("TIN", {}).get("by_length", []), "COE": rows.get("TIN (COE)", {}).get("by_length", [])}
+    if by_len["TTE-P"] or by_len["COE"]:
+        parts += ["\n## Table 3: GAUC by history length, TTE-P vs COE\n", tables.table3(by_len)]
+    t4 = {enc: tests[label] for enc, label in TABLE4_ROWS.items() if label in tests}
+    if t4:
+        parts += ["\n## Table 4: temporal encodings (Δ% vs TTE-P)\n", tables.table4(t4)]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,75 @@
+"""`chronorec reproduce` on tiny data: tables in the papers' layouts, resumable, refuses changed configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chronorec.cli import main
+from chronorec.train.reproduce import PLANS, select
+
+SMALL = ["--seeds", "2", "--epochs", "1", "--set", "model.dim=8", "--set", "train.threads=1",
+         "--set", "train.batch_size=256", "--quiet"]
+
+
+def test_plans_cover_the_papers_rows() -> None:
+    tin_models = {s.model for s in PLANS["tin"]}
+    assert {"tin", "tin_wo_tte", "tin_wo_ta", "tin_wo_tr", "tin_ttet", "tin_calendar", "tin_coe", "avgpool_concat",
+            "avgpool_product", "din_prime", "din", "gru4rec_ctr", "sasrec_ctr", "bert4rec_ctr", "dien", "dsin",
+            "bst"} == tin_models
+    assert [s.label for s in PLANS["interpos"]][:4] == ["SASRec", "SASRec + rhythm (BF)", "SASRec + rhythm (MF)",
+                                                       "SASRec + rhythm (GF)"]
+    assert len({s.slug for s in PLANS["tin"]}) == len(PLANS["tin"])
+    assert [s.model for s in select(PLANS["tin"], ["tin", "DIN'"])] == ["din_prime", "tin"]
+
+
+def test_reproduce_tin_tables_and_resume(tiny_ctr_dataset: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["reproduce", "tin", "--data", str(tiny_ctr_dataset), "--models", "avgpool_concat,tin,tin_coe",
+            *SMALL, "--out", str(tmp_path), "--name", "rep"]
+    main(argv)
+    root = tmp_path / "rep"
+    text = (root / "tables.md").read_text()
+    assert "## Table 1" in text and "| Avg Pooling & Concat | ××× |" in text and "| TIN | ✓✓✓ |" in text
+    assert "## Table 3" in text and "| TTE-P |" in text and "| COE |" in text
+    assert "## Table 4" in text
+    results = json.loads((root / "results.json").read_text())["rows"]
+    assert set(results) == {"Avg Pooling & Concat", "TIN", "TIN (COE)"}
+    assert results["TIN"]["seeds"] == [0, 1] and len(results["TIN"]["by_length"]) == 2
+    metrics = root / "runs" / "tin" / "seed1" / "metrics.json"
+    assert json.loads(metrics.read_text())["test"] == results["TIN"]["test"][1]
+    assert json.loads((root / "runs" / "tin" / "seed1" / "config.json").read_text())["train"]["seed"] == 1
+
+    # a second call trains nothing: finished runs are skipped; an unfinished one is resumed
+    stamp = metrics.stat().st_mtime_ns
+    (root / "runs" / "tin-coe" / "seed0" / "metrics.json").unlink()
+    capsys.readouterr()
+    main(argv)
+    assert metrics.stat().st_mtime_ns == stamp
+    assert (root / "runs" / "tin-coe" / "seed0" / "metrics.json").is_file()
+    assert (root / "tables.md").read_text() == text
+
+    with pytest.raises(SystemExit):  # same folder, different options
+        main([*argv[:-4], "--set", "train.lr=0.1", "--out", str(tmp_path), "--name", "rep"])
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_reproduce_interpos_subset(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
+    main(["reproduce", "interpos", "--data", str(tiny_nextitem_dataset), "--models", "SASRec,SASRec + rhythm (BF)",
+          "--seeds", "1", "--epochs", "1", "--set", "model.dim=16", "--set", "model.n_layers=1",
+          "--set", "train.threads=1", "--quiet", "--out", str(tmp_path), "--name", "ip"])
+    text = (tmp_path / "ip" / "tables.md").read_text()
+    assert "| Model | NDCG@10 | NDCG@20 | HIT@10 | HIT@20 | MRR@10 |" in text
+    assert "| SASRec + rhythm (BF) |" in text
+    cfg = json.loads((tmp_path / "ip" / "runs" / "sasrec-rhythm-bf" / "seed0" / "config.json").read_text())
+    assert cfg["model_options"]["rhythm"] == "bf" and cfg["model_options"]["dim"] == 16
+    assert cfg["task_options"]["select_metric"] == "mrr@10" and cfg["train"]["patience"] == 10
+
+
+def test_reproduce_rejects_wrong_task(tiny_nextitem_dataset: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["reproduce", "tin", "--data", str(tiny_nextitem_dataset), "--out", str(tmp_path)])
+    assert "needs a ctr dataset" in capsys.readouterr().err
