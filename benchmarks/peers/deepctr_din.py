@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import os
 import time
 import types
 import warnings
@@ -156,7 +155,6 @@ def main() -> None:
         "rss_after_load_mb": round(rss_load, 1),
         "wall_s": round(time.perf_counter() - t_start, 3),
         "threads": torch.get_num_threads(),
-        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
     })
 
 

@@ -121,13 +121,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ctr" / "ml-100k")
     ap.add_argument("--max-hist", type=int, default=50, help="history cap (most recent kept)")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--users", type=int, default=0, help="keep only the first N user ids (smoke tests)")
     args = ap.parse_args()
     if not (args.data / "ml-100k.inter").is_file():
         sys.exit(f"{args.data}/ml-100k.inter not found; set CHRONOREC_DATA or --data")
     inter, items = load_ml100k(args.data)
+    if args.users:
+        inter = inter.filter(pl.col("user").is_in(inter["user"].unique().sort().head(args.users).implode()))
     frames = build(inter, items, args.max_hist, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    meta: dict[str, object] = {"source": "ml-100k", "max_hist": args.max_hist, "seed": args.seed}
+    meta: dict[str, object] = {"source": "ml-100k", "max_hist": args.max_hist, "seed": args.seed,
+                               "users": args.users or "all"}
     for name, df in frames.items():
         df.write_parquet(args.out / f"{name}.parquet")
         meta[f"{name}_rows"] = df.height

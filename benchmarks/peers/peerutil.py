@@ -86,6 +86,7 @@ def emit(result: dict[str, Any]) -> None:
         "cpu_s": round(cpu_seconds(), 2),
         "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "n_cpus": os.cpu_count(),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
