@@ -19,7 +19,9 @@ Error bodies are ``{"error": "<one line>", "detail": [{"loc": [...], "msg": ...,
 with ``loc`` starting at ``"body"`` (e.g. ``["body", "history", 3, "ts"]``). Anything else that goes
 wrong is a bug in chronorec and answers 500.
 
-Inference runs on the event loop thread: it is CPU-bound and short, and running it there keeps
+Successful answers carry ``Server-Timing: app;dur=<ms>``, the time from the parsed bytes to the
+serialised response (what a load test cannot see from outside). Inference runs on the event loop
+thread: it is CPU-bound and short, and running it there keeps
 torch's intra-op threads from competing with a thread pool.
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -112,6 +115,12 @@ def _error_response(err: RequestError) -> JSONResponse:
     return JSONResponse({"error": err.error, "detail": err.detail}, status_code=err.status)
 
 
+def _timed(response: JSONResponse, t0: float) -> JSONResponse:
+    """Add ``Server-Timing: app;dur=<ms>`` (validation + preprocessing + model + serialisation)."""
+    response.headers["server-timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.3f}"
+    return response
+
+
 def create_app(served: ServedModel) -> FastAPI:
     """The HTTP application around one loaded run."""
     limit = served.limits.max_body_bytes
@@ -146,8 +155,10 @@ def create_app(served: ServedModel) -> FastAPI:
         if served.task != "ctr":
             raise RequestError(404, f"{served.name} is a {served.task} model: use POST /recommend",
                                ("path",), "wrong_task")
-        req = _parse(served.models.score, await _read_json_body(request, limit))
-        return JSONResponse(served.score(req))
+        body = await _read_json_body(request, limit)
+        t0 = time.perf_counter()
+        result = served.score(_parse(served.models.score, body))
+        return _timed(JSONResponse(result), t0)
 
     @app.post("/recommend", response_model=RecommendResponse, responses=errors,
               openapi_extra=body_doc(served.models.recommend))
@@ -156,8 +167,10 @@ def create_app(served: ServedModel) -> FastAPI:
         if served.task != "next_item":
             raise RequestError(404, f"{served.name} is a {served.task} model: use POST /score",
                                ("path",), "wrong_task")
-        req = _parse(served.models.recommend, await _read_json_body(request, limit))
-        return JSONResponse(served.recommend(req))
+        body = await _read_json_body(request, limit)
+        t0 = time.perf_counter()
+        result = served.recommend(_parse(served.models.recommend, body))
+        return _timed(JSONResponse(result), t0)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
