@@ -171,46 +171,33 @@ def gaps(ts: np.ndarray) -> np.ndarray:
     return out
 
 
-def history_batch(hist: Encoded, cap: int | None, rows: int) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
-    """History tensors of one user expanded (not copied) to ``rows`` batch rows.
-
-    Gaps are taken over the whole request history, then the most recent ``cap`` events are kept.
-    Padding follows :class:`Batch`: a history of length 0 becomes one padded position.
-    """
-    gap = gaps(hist.ts)
-    keep = slice(max(len(hist.ts) - cap, 0), None) if cap else slice(None)
-    item, ts, gap = hist.item[keep], hist.ts[keep], gap[keep]
-    side = {f: v[keep] for f, v in hist.side.items()}
-    n = len(item)
-    L = max(n, 1)
-
-    def row(values: np.ndarray, fill: int) -> torch.Tensor:
-        out = torch.full((1, L), fill, dtype=torch.long)
-        out[0, :n] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.int64))
-        return out.expand(rows, L)
-
-    cal = torch.zeros(1, L, 3, dtype=torch.long)
-    if n:
-        cal[0, :n] = torch.from_numpy(calendar(ts))
-    mask = torch.zeros(1, L, dtype=torch.bool)
-    mask[0, :n] = True
-    return {
-        "hist_item": row(item, PAD),
-        "hist_side": {f: row(v, PAD) for f, v in side.items()},
-        "hist_ts": row(ts, 0),
-        "hist_gap": row(gap, -1),
-        "hist_calendar": cal.expand(rows, L, 3),
-        "mask": mask.expand(rows, L),
-        "lengths": torch.full((1,), n, dtype=torch.long).expand(rows),
-    }
-
-
 def make_batch(hist: Encoded, target: Encoded | None, target_ts: int, user: int, group: int,
                cap: int | None, side_features: Sequence[str]) -> Batch:
-    """One :class:`Batch` sharing one history: one row per target (CTR), or one row with target
-    id PAD when ``target`` is None (next-item: the model reads the history, scores all items)."""
+    """One :class:`Batch` whose rows share one history, expanded (not copied): one row per target
+    (CTR), or a single row with target id PAD when ``target`` is None (next-item scoring).
+
+    Gaps are taken over the whole request history, then the most recent ``cap`` events are kept.
+    Padding follows :class:`Batch`; a history of length 0 becomes one padded position.
+    """
     rows = len(target.item) if target is not None else 1
-    h = history_batch(hist, cap, rows)
+    gap = gaps(hist.ts)
+    keep = slice(max(len(hist.ts) - cap, 0), None) if cap else slice(None)
+    n = len(hist.item[keep])
+    width = max(n, 1)
+
+    def shared(values: np.ndarray, fill: int) -> torch.Tensor:  # [rows, width], stride 0 over rows
+        out = torch.full((1, width), fill, dtype=torch.long)
+        out[0, :n] = torch.from_numpy(np.ascontiguousarray(values[keep], dtype=np.int64))
+        return out.expand(rows, width)
+
+    def per_row(value: float, dtype: torch.dtype = torch.long) -> torch.Tensor:  # [rows], stride 0
+        return torch.full((1,), value, dtype=dtype).expand(rows)
+
+    cal = torch.zeros(1, width, 3, dtype=torch.long)
+    if n:
+        cal[0, :n] = torch.from_numpy(calendar(hist.ts[keep]))
+    mask = torch.zeros(1, width, dtype=torch.bool)
+    mask[0, :n] = True
     if target is not None:
         t_item = torch.from_numpy(target.item)
         t_side = {f: torch.from_numpy(target.side[f]) for f in side_features}
@@ -218,12 +205,18 @@ def make_batch(hist: Encoded, target: Encoded | None, target_ts: int, user: int,
         t_item = torch.zeros(1, dtype=torch.long)
         t_side = {f: torch.zeros(1, dtype=torch.long) for f in side_features}
     return Batch(
-        hist_item=h["hist_item"], hist_side=h["hist_side"], hist_ts=h["hist_ts"],  # type: ignore[arg-type]
-        hist_gap=h["hist_gap"], hist_calendar=h["hist_calendar"], mask=h["mask"],  # type: ignore[arg-type]
-        lengths=h["lengths"], target_item=t_item, target_side=t_side,  # type: ignore[arg-type]
-        target_ts=torch.full((1,), target_ts, dtype=torch.long).expand(rows),
-        label=torch.zeros(1, dtype=torch.float32).expand(rows),
-        user=torch.full((1,), user, dtype=torch.long).expand(rows),
-        group=torch.full((1,), group, dtype=torch.long).expand(rows),
+        hist_item=shared(hist.item, PAD),
+        hist_side={f: shared(hist.side[f], PAD) for f in side_features},
+        hist_ts=shared(hist.ts, 0),
+        hist_gap=shared(gap, -1),
+        hist_calendar=cal.expand(rows, width, 3),
+        mask=mask.expand(rows, width),
+        lengths=per_row(n),
+        target_item=t_item,
+        target_side=t_side,
+        target_ts=per_row(target_ts),
+        label=per_row(0.0, torch.float32),
+        user=per_row(user),
+        group=per_row(group),
         index=torch.arange(rows),
     )

@@ -136,9 +136,10 @@ class RecommendedItem(BaseModel):
 
 
 class RecommendResponse(BaseModel):
-    items: list[RecommendedItem]
+    items: list[RecommendedItem] = Field(description="best first; padding, UNK and excluded ids never appear")
     model: str
-    unknown_items: int
+    unknown_items: int = Field(description="history item ids not seen in training (read as UNK)")
+    unknown_side: dict[str, int] = Field(default_factory=dict, description="given side values not seen in training")
 
 
 class ErrorItem(BaseModel):

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 from torch import nn
 
 from chronorec.data.schema import PAD, UNK, DatasetSchema
@@ -106,19 +105,22 @@ class ServedModel:
         ts = [r.ts for r in rows] if with_ts else None
         return self.tables.encode(items, sides, ts)
 
-    def _history(self, req: BaseModel) -> tuple[Encoded, int]:
-        request_ts = req.ts if req.ts is not None else int(time.time())  # type: ignore[attr-defined]
-        hist = self._encode(req.history, with_ts=True)  # type: ignore[attr-defined]
+    def _history(self, req: Any) -> tuple[Encoded, int]:
+        request_ts = req.ts if req.ts is not None else int(time.time())
+        hist = self._encode(req.history, with_ts=True)
         check_times(hist.ts, request_ts)
         return hist, request_ts
 
-    def score(self, req: BaseModel) -> dict[str, Any]:
-        """Click probabilities of every candidate after one shared history (one batch)."""
+    def score(self, req: Any) -> dict[str, Any]:
+        """Click probabilities of every candidate after one shared history (one batch).
+
+        ``req`` is an instance of ``self.models.score`` (built per dataset, hence typed ``Any``).
+        """
         if self.task != "ctr":
             raise ChronorecError(f"{self.name} is a {self.task} model: use /recommend")
         hist, request_ts = self._history(req)
-        cand = self._encode(req.candidates, with_ts=False)  # type: ignore[attr-defined]
-        user = req.user  # type: ignore[attr-defined]
+        cand = self._encode(req.candidates, with_ts=False)
+        user = req.user
         batch = make_batch(hist, cand, request_ts, self.tables.user_id(user), self.group_of(user),
                            self.cap, self.tables.side_features)
         with torch.inference_mode():
@@ -131,12 +133,15 @@ class ServedModel:
             "unknown_side": unknown_side,
         }
 
-    def recommend(self, req: BaseModel) -> dict[str, Any]:
-        """Top-k items over the whole catalogue (one matmul), padding/UNK/excluded ids masked."""
+    def recommend(self, req: Any) -> dict[str, Any]:
+        """Top-k items over the whole catalogue (one matmul), padding/UNK/excluded ids masked.
+
+        ``req`` is an instance of ``self.models.recommend``.
+        """
         if self.task != "next_item" or self._item_weights is None:
             raise ChronorecError(f"{self.name} is a {self.task} model: use /score")
         hist, request_ts = self._history(req)
-        user = req.user  # type: ignore[attr-defined]
+        user = req.user
         batch = make_batch(hist, None, request_ts, self.tables.user_id(user), self.group_of(user),
                            self.cap, self.tables.side_features)
         with torch.inference_mode():
@@ -150,13 +155,13 @@ class ServedModel:
             scores = self._item_weights @ out[0]  # [n_items]
             scores[PAD] = float("-inf")
             scores[UNK] = float("-inf")
-            excluded, _ = self.tables.items(req.exclude)  # type: ignore[attr-defined]
-            if req.exclude_history:  # type: ignore[attr-defined]
+            excluded, _ = self.tables.items(req.exclude)
+            if req.exclude_history:
                 excluded = np.concatenate([excluded, hist.item])
             excluded = excluded[excluded < scores.shape[0]]
             if len(excluded):
                 scores[torch.from_numpy(excluded)] = float("-inf")
-            k = min(int(req.k), int(torch.isfinite(scores).sum()))  # type: ignore[attr-defined]
+            k = min(int(req.k), int(torch.isfinite(scores).sum()))
             top = torch.topk(scores, k)
         ids = top.indices.numpy()
         return {
@@ -164,6 +169,7 @@ class ServedModel:
                       for r, s in zip(self.tables.item_raw[ids], top.values.tolist(), strict=True)],
             "model": self.name,
             "unknown_items": hist.unknown_items,
+            "unknown_side": dict(hist.unknown_side),
         }
 
     def describe(self) -> dict[str, Any]:
