@@ -11,7 +11,9 @@ Scenarios (each against a real `chronorec serve` subprocess on a free local port
 
 Each scenario sends at most ``--requests`` requests and stops after ``--seconds`` (whichever comes
 first) with ``--concurrency`` requests in flight (asyncio + httpx). Latency is measured by the
-client (same machine, so it includes the client's own CPU time). Results: a Markdown table on
+client (same machine, so it includes the client's own CPU time); the server's ``Server-Timing``
+header adds its wall and CPU time per request (CPU time is what a request costs whatever else runs
+on the host). Results: a Markdown table on
 stdout and JSON in ``benchmarks/results/serve-<timestamp>.json``.
 
     python benchmarks/bench_serve.py --tin-run runs/<tin>/<id> --sasrec-run runs/<sasrec>/<id>
@@ -55,7 +57,8 @@ class Request:
 @dataclass
 class Outcome:
     latencies_ms: list[float] = field(default_factory=list)
-    server_ms: list[float] = field(default_factory=list)  # Server-Timing app;dur of the 200s
+    server_ms: list[float] = field(default_factory=list)  # Server-Timing app;dur (wall) of the 200s
+    server_cpu_ms: list[float] = field(default_factory=list)  # Server-Timing cpu;dur of the 200s
     statuses: Counter = field(default_factory=Counter)
     unexpected: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
@@ -201,9 +204,11 @@ async def drive(url: str, requests: list[Request], n: int, concurrency: int, sec
                 r = await client.post(req.path, content=req.content, headers={"content-type": req.content_type})
                 out.latencies_ms.append((time.perf_counter() - t) * 1000)
                 out.statuses[r.status_code] += 1
-                timing = r.headers.get("server-timing", "")
-                if timing.startswith("app;dur="):
-                    out.server_ms.append(float(timing.split("=", 1)[1]))
+                timing = dict(part.strip().split(";dur=") for part in r.headers.get("server-timing", "").split(",")
+                              if ";dur=" in part)
+                if "app" in timing:
+                    out.server_ms.append(float(timing["app"]))
+                    out.server_cpu_ms.append(float(timing.get("cpu", "nan")))
                 if r.status_code != req.expect:
                     out.unexpected[f"{req.kind}: {r.status_code} (expected {req.expect})"] += 1
 
@@ -216,12 +221,15 @@ async def drive(url: str, requests: list[Request], n: int, concurrency: int, sec
 def summarize(name: str, out: Outcome, concurrency: int) -> dict[str, Any]:
     lat = np.asarray(out.latencies_ms)
     srv = np.asarray(out.server_ms) if out.server_ms else np.zeros(1)
+    cpu = np.asarray(out.server_cpu_ms) if out.server_cpu_ms else np.zeros(1)
     return {
         "scenario": name, "concurrency": concurrency, "requests": int(lat.size),
         "p50_ms": round(float(np.percentile(lat, 50)), 2), "p90_ms": round(float(np.percentile(lat, 90)), 2),
         "p99_ms": round(float(np.percentile(lat, 99)), 2), "max_ms": round(float(lat.max()), 2),
         "throughput_rps": round(lat.size / out.wall_s, 1),
         "server_p50_ms": round(float(np.percentile(srv, 50)), 2), "server_p99_ms": round(float(np.percentile(srv, 99)), 2),
+        "server_cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
+        "server_cpu_p99_ms": round(float(np.percentile(cpu, 99)), 2),
         "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
         "unexpected": dict(out.unexpected),
     }
@@ -236,13 +244,14 @@ def run_scenario(url: str, name: str, requests: list[Request], args: argparse.Na
 # --------------------------------------------------------------------------- main
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = ("| scenario | conc. | requests | p50 ms | p90 ms | p99 ms | max ms | req/s | server p50/p99 ms "
-            "| statuses | unexpected |")
-    lines = [head, "|" + "---|" * 11]
+            "| server CPU p50/p99 ms | statuses | unexpected |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         statuses = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
         lines.append(f"| {r['scenario']} | {r['concurrency']} | {r['requests']} | {r['p50_ms']} | {r['p90_ms']} | "
                      f"{r['p99_ms']} | {r['max_ms']} | {r['throughput_rps']} | "
-                     f"{r['server_p50_ms']} / {r['server_p99_ms']} | {statuses} | "
+                     f"{r['server_p50_ms']} / {r['server_p99_ms']} | "
+                     f"{r['server_cpu_p50_ms']} / {r['server_cpu_p99_ms']} | {statuses} | "
                      f"{sum(r['unexpected'].values())} |")
     return "\n".join(lines)
 

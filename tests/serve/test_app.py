@@ -39,6 +39,7 @@ def test_score_matches_offline_predictions(ctr_client: TestClient, ctr_view: Pre
         assert r.status_code == 200, r.text
         out = r.json()
         assert out["model"] == "tin" and out["unknown_items"] == 0
+        assert r.headers["server-timing"].startswith("app;dur=") and "cpu;dur=" in r.headers["server-timing"]
         assert [c["item"] for c in body["candidates"]] == [items[i] for i in index]
         np.testing.assert_allclose(out["scores"], [scores[i] for i in index], rtol=0, atol=1e-5)
 
