@@ -5,9 +5,8 @@ A run folder is ``runs/<name>/<id>/`` with ``config.json`` (the trainer's resolv
 ``max_len``), ``metrics.json``, optionally ``predictions/test.parquet`` and
 ``checkpoints/best.pt``. Analyses and reports read only these folders.
 
-The model is loaded through the trainer's ``chronorec.train.runs.load_run`` when that exists; the
-local fallback builds ``create_model(config.model, schema, config.model_options)`` and loads the
-``"model"`` state dict of ``checkpoints/best.pt`` (``torch.load(weights_only=True)``).
+Models are loaded through the trainer's ``chronorec.train.runs.load_run``, so analyses rebuild a
+run exactly as ``evaluate`` and ``serve`` do.
 """
 
 from __future__ import annotations
@@ -18,13 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
-
-_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt")
 
 
 @dataclass
@@ -132,29 +128,11 @@ def _assign_labels(runs: list[RunRef]) -> None:
         r.label = re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
 
 
-def load_model(run: RunRef, schema: DatasetSchema) -> nn.Module:
-    """The run's trained model in eval mode (trainer's loader if available, else the fallback)."""
-    try:
-        from chronorec.train.runs import load_run  # type: ignore[import-not-found,attr-defined]
-    except ImportError:
-        load_run = None
-    if load_run is not None:
-        loaded = load_run(run.path)
-        model = loaded if isinstance(loaded, nn.Module) else getattr(loaded, "model", None)
-        if isinstance(model, nn.Module):
-            return model.eval()
-    from chronorec.models.registry import create_model
+def load_model(run: RunRef, schema: DatasetSchema | None = None) -> nn.Module:
+    """The run's trained model in eval mode, rebuilt by the trainer's
+    :func:`chronorec.train.runs.load_run` (config + best checkpoint + the prepared data it names).
+    ``schema`` is accepted for the :data:`ModelLoader` signature; the run's own schema is used."""
+    from chronorec.train.runs import load_run
 
-    model = create_model(run.model_name, schema, run.model_options)
-    ckpt = next((run.path / c for c in _CHECKPOINTS if (run.path / c).is_file()), None)
-    if ckpt is None:
-        raise ChronorecError("no checkpoint (checkpoints/best.pt)", file=run.path)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ChronorecError(f"checkpoint does not fit model {run.model_name!r}: "
-                             f"{str(err).strip().splitlines()[0]}", file=ckpt) from None
-    return model.eval()
+    del schema
+    return load_run(run.path).model.eval()
