@@ -1,0 +1,1 @@
+"""Tests of chronorec.serve (HTTP service, preprocessing, export)."""
