@@ -188,3 +188,14 @@ def test_recommend_errors(next_client: TestClient, next_view: PreparedView) -> N
         assert r.status_code == status, (bad, r.text)
     assert next_client.post("/score", json={**body, "candidates": [{"item": "x"}]}).status_code == 404
     assert next_client.get("/model").json()["task"] == "next_item"
+
+
+def test_internal_errors_are_500_with_json_body(ctr_client: TestClient, ctr_served: ServedModel,
+                                                ctr_view: PreparedView, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(req: Any) -> dict:
+        raise RuntimeError("a bug, not the input")
+
+    monkeypatch.setattr(ctr_served, "score", boom)
+    r = ctr_client.post("/score", json=_body(ctr_view))
+    assert r.status_code == 500 and r.json()["error"] == "internal error (RuntimeError)"
+    assert ctr_client.post("/score", json={"history": []}).status_code == 422  # validation still answers 4xx

@@ -152,6 +152,11 @@ def create_app(served: ServedModel) -> FastAPI:
     async def _pydantic_validation(_: Request, err: ValidationError) -> JSONResponse:
         return _error_response(_from_validation(err, ("body",)))
 
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, err: Exception) -> JSONResponse:  # a bug in chronorec, never the input
+        log.error("internal error while serving %s", served.name, exc_info=err)
+        return JSONResponse({"error": f"internal error ({type(err).__name__})", "detail": []}, status_code=500)
+
     @app.post("/score", response_model=ScoreResponse, responses=errors, openapi_extra=body_doc(served.models.score))
     async def score(request: Request) -> JSONResponse:
         """Click probability of each candidate given one user's history (CTR models)."""
