@@ -4,7 +4,8 @@ Builds the RecBole ``SequentialDataset`` for SASRec from atomic files and the le
 split (train / valid / test dataloaders, full ranking, ``MAX_ITEM_LIST_LENGTH`` 50), which is what
 RecBole does before its first training step; no model is built, nothing is trained.
 Reported (one JSON line): ``import_s``, ``config_s``, ``create_dataset_s``, ``data_preparation_s``,
-``prepare_s`` (their sum), ``rss_before_mb`` (after imports), ``peak_rss_mb``, dataset sizes.
+``prepare_s`` (their sum), the same in process CPU seconds (``*_cpu_s``, steadier
+on a shared machine), ``rss_before_mb`` (after imports), ``peak_rss_mb``, dataset sizes.
 
     benchmarks/.venvs/recbole/bin/python benchmarks/peers/recbole_prepare.py \
         --data-path /work/shared/data --dataset ml-100k
@@ -58,6 +59,9 @@ def main() -> None:
         "create_dataset_s": round(t_ds.seconds, 3),
         "data_preparation_s": round(t_prep.seconds, 3),
         "prepare_s": round(t_ds.seconds + t_prep.seconds, 3),
+        "create_dataset_cpu_s": round(t_ds.cpu_seconds, 3),
+        "data_preparation_cpu_s": round(t_prep.cpu_seconds, 3),
+        "prepare_cpu_s": round(t_ds.cpu_seconds + t_prep.cpu_seconds, 3),
         "rss_before_mb": round(rss_before, 1),
         "rss_after_mb": round(current_rss_mb(), 1),
         "threads": torch.get_num_threads(),

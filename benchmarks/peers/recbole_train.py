@@ -126,6 +126,7 @@ def main() -> None:
         "test_mrr10": float(result["mrr@10"]),
         "test_s": round(t_test.seconds, 3),
         "prepare_s": round(t_prep.seconds, 3),
+        "prepare_cpu_s": round(t_prep.cpu_seconds, 3),
         "rss_after_prepare_mb": round(rss_prep, 1),
         "wall_s": round(time.perf_counter() - t_start, 3),
         "threads": torch.get_num_threads(),
