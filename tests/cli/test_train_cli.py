@@ -119,3 +119,21 @@ def test_next_item_train_and_predict_ranks(tiny_nextitem_dataset: Path, tmp_path
     df = pl.read_parquet(out)
     assert {"user", "item", "rank"} <= set(df.columns) and df.schema["item"] == pl.String
     assert (df["rank"] <= 10).mean() == pytest.approx(m["test"]["hit@10"])
+
+
+def test_demo_falls_back_to_labelled_synthetic_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from chronorec.cli import demo as demo_cli
+    from chronorec.data.synthetic import synthetic_source
+
+    monkeypatch.setenv("CHRONOREC_DATA", str(tmp_path / "no-data-here"))
+    assert demo_cli._grocery_folder() is None
+    small = synthetic_source(n_users=120, n_items=60, n_categories=5, mean_events=10, max_events=40, seed=1)
+    monkeypatch.setattr(demo_cli, "_source", lambda: (small, "synthetic", False))
+    main(["demo", "--out", str(tmp_path / "runs"), "--prepared", str(tmp_path / "prep"), "--epochs", "1",
+          "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "SYNTHETIC log with a planted pattern" in out
+    table = out[out.index("model     GAUC"):].splitlines()
+    assert table[1].startswith("TIN ") and table[2].startswith("DIN ")
+    assert len(list((tmp_path / "runs").glob("demo-synthetic-*/*/metrics.json"))) == 2

@@ -29,7 +29,12 @@ class Scorer(CTRModel):
 
 
 def _batches() -> list[Batch]:
-    return [synthetic_batch(batch_size=16, n_items=40, seed=s) for s in range(3)]
+    out = []
+    for s in (2, 0, 1):  # batches out of split order, as a length-sorted loader yields them
+        b = synthetic_batch(batch_size=16, n_items=40, seed=s)
+        b.index = torch.arange(16) + 16 * s
+        out.append(b)
+    return out
 
 
 def test_loss_is_bce_plus_aux() -> None:
@@ -59,5 +64,8 @@ def test_predict_frame() -> None:
     df = CTRTask().predict(Scorer(), batches)
     assert df.columns == ["index", "user", "item", "label", "score"]
     assert df.height == 48 and df.schema["score"] == pl.Float64
-    assert df["item"].to_list() == torch.cat([b.target_item for b in batches]).tolist()
+    assert df["index"].to_list() == list(range(48))  # back in split order
+    by_index = dict(zip(torch.cat([b.index for b in batches]).tolist(),
+                        torch.cat([b.target_item for b in batches]).tolist(), strict=True))
+    assert df["item"].to_list() == [by_index[i] for i in range(48)]
     assert ((df["score"] > 0) & (df["score"] < 1)).all()

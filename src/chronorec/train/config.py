@@ -35,10 +35,10 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(256, gt=0)  # global: each of W DDP processes takes batch_size // W
-    eval_batch_size: int = Field(2048, gt=0)
+    eval_batch_size: int = Field(1024, gt=0)
     epochs: int = Field(10, ge=1)
     max_len: int | None = Field(None, ge=1)  # history cap at batch time (None = the longest stored history)
-    bucket: bool = False  # train batches of similar history length (less padding, batches less random)
+    bucket: bool = True  # train batches of similar history length: far less padding (4x faster on Amazon)
     grad_clip: float | None = Field(5.0, gt=0)  # global L2 norm; None disables clipping
     patience: int = Field(3, ge=1)  # evaluations without improvement of the selection metric
     eval_every: int = Field(1, ge=1)

@@ -3,8 +3,8 @@
 ``loss``     mean binary cross-entropy with logits, plus the model's auxiliary loss (DIEN) if any.
 ``evaluate`` GAUC (the selection metric), AUC and logloss over the split, and the same per activity
              group (``batch.group`` indexes the schema's group names: head, ..., tail).
-``predict``  one row per sample: ``index`` (row in the split's samples file), ``user``, ``item``
-             (internal ids), ``label`` and ``score`` (click probability).
+``predict``  one row per sample, in split order: ``index`` (row in the split's samples file),
+             ``user``, ``item`` (internal ids), ``label`` and ``score`` (click probability).
 """
 
 from __future__ import annotations
@@ -74,4 +74,4 @@ class CTRTask:
                 "label": c["label"].astype(np.float32),
                 "score": c["score"].astype(np.float64),
             }
-        )
+        ).sort("index")  # batches may come length-sorted; rows follow the split's sample order

@@ -162,11 +162,11 @@ class LoadedRun:
     checkpoint: dict[str, Any]  # the loaded checkpoint minus model/optimizer tensors
 
     def loader(self, split: str, batch_size: int | None = None) -> Any:
-        """An unshuffled loader over ``split`` with the run's history cap."""
+        """An unshuffled, length-sorted loader over ``split`` with the run's history cap."""
         tc = self.config.train
         return build.make_loader(
             self.dataset, split, batch_size=batch_size or tc.eval_batch_size, shuffle=False,
-            seed=tc.seed, max_len=tc.max_len,
+            seed=tc.seed, max_len=tc.max_len, bucket=True,
         )
 
     def evaluate(self, split: str = "test") -> dict:
