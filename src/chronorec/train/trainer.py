@@ -107,8 +107,7 @@ class Trainer:
         tc = config.train
         self.threads = tc.threads or default_threads(info.local_world_size)
         torch.set_num_threads(self.threads)
-        if tc.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)  # process-wide: set both ways
         seed_everything(tc.seed)
         self.dataset = build.open_dataset(config.data)
         self.task = build.make_task(self.dataset.schema, config.task_options)
