@@ -1,5 +1,5 @@
-"""The offline reference the service must agree with: ``chronorec predict`` (or the trainer's
-``LoadedRun.predict`` while the command does not exist), and requests built from the same rows."""
+"""The offline reference the service must agree with (``chronorec predict``), and requests built
+from the same prepared rows."""
 
 from __future__ import annotations
 
@@ -9,37 +9,14 @@ from typing import Any
 import polars as pl
 from serve_synth import PreparedView
 
+from chronorec.cli import main
+
 
 def predictions(run: Path, split: str, out: Path) -> pl.DataFrame:
-    """The run's offline predictions of ``split`` with raw user/item ids and the sample ``index``."""
-    try:
-        import chronorec.cli.predict  # noqa: F401
-    except ImportError:
-        return _with_index(_loaded_run_predictions(run, split))
-    from chronorec.cli import main
-
-    try:
-        main(["predict", "--run", str(run), "--split", split, "--out", str(out)])
-    except SystemExit as err:  # typer's standalone exit on success
-        assert not err.code, f"chronorec predict exited with {err.code}"
-    return _with_index(pl.read_parquet(out))
-
-
-def _with_index(df: pl.DataFrame) -> pl.DataFrame:
-    """Predictions of an unshuffled split come in sample order; name that order when not given."""
-    return df if "index" in df.columns else df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64))
-
-
-def _loaded_run_predictions(run: Path, split: str) -> pl.DataFrame:
-    from chronorec.train.runs import load_run
-
-    loaded = load_run(run)
-    df = loaded.predict(split)
-    view = PreparedView(Path(loaded.config.data))
-    return df.with_columns(
-        pl.Series("user", view.raw["user"][df["user"].to_numpy()].tolist(), dtype=pl.Utf8),
-        pl.Series("item", view.raw["item"][df["item"].to_numpy()].tolist(), dtype=pl.Utf8),
-    )
+    """``chronorec predict --run RUN --split SPLIT --out OUT``: raw user/item ids per sample (CTR rows
+    also carry the sample ``index``; next-item rows are matched by user, one test sample per user)."""
+    main(["predict", "--run", str(run), "--split", split, "--out", str(out)])
+    return pl.read_parquet(out)
 
 
 def ctr_requests(view: PreparedView, split: str, n_users: int, with_category: bool = True

@@ -1,23 +1,19 @@
 """Tiny synthetic datasets and runs for the serving tests, and request builders from prepared rows.
 
 Events are generated, prepared with the real ``prepare`` and trained for one short epoch with the
-real trainer when it is importable; until then the run folder is written here per the documented
-layout with a freshly initialised model (``config.json`` + ``checkpoints/best.pt``).
+real trainer.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 
 from chronorec.data.prepare import PrepareOptions, prepare
-from chronorec.models.registry import build_config, create_model
 
 T0 = 1_300_000_000
 
@@ -55,34 +51,12 @@ def prepare_synthetic(out: Path, protocol: str, seed: int = 0) -> Path:
     return out
 
 
-def _manual_run(prepared: Path, model: str, options: dict[str, Any], out: Path) -> Path:
-    from chronorec.data.schema import DatasetSchema
-
-    schema = DatasetSchema.load(prepared / "schema.json")
-    torch.manual_seed(0)
-    net = create_model(model, schema, options)
-    run = out / f"{schema.name}-{model}" / "manual"
-    (run / "checkpoints").mkdir(parents=True)
-    key = json.loads((prepared / "manifest.json").read_text()).get("key")
-    cfg = {"name": f"{schema.name}-{model}", "data": str(prepared.resolve()), "cache_key": key,
-           "dataset": schema.name, "task": schema.task, "model": model,
-           "model_options": build_config(model, options).model_dump(mode="json"), "train": {"max_len": None}}
-    (run / "config.json").write_text(json.dumps(cfg, indent=2))
-    (run / "metrics.json").write_text(json.dumps({"test": {}}))
-    torch.save({"format": 1, "model": net.state_dict()}, run / "checkpoints" / "best.pt")
-    return run
-
-
 def make_run(prepared: Path, model: str, options: dict[str, Any], out: Path) -> Path:
-    """A short training run of ``model`` on ``prepared`` (the real trainer when available)."""
-    try:
-        from chronorec.data.loader import BatchLoader  # noqa: F401
-        from chronorec.train.build import manifest_key, resolve_model_options
-        from chronorec.train.config import RunConfig, TrainConfig
-        from chronorec.train.trainer import train
-    except ImportError:
-        return _manual_run(prepared, model, options, out)
+    """A one-epoch run of ``model`` on ``prepared`` with the real trainer (small batches, one thread)."""
     from chronorec.data.schema import DatasetSchema
+    from chronorec.train.build import manifest_key, resolve_model_options
+    from chronorec.train.config import RunConfig, TrainConfig
+    from chronorec.train.trainer import train
 
     schema = DatasetSchema.load(prepared / "schema.json")
     cfg = RunConfig(

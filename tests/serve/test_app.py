@@ -152,7 +152,8 @@ def _rec_body(view: PreparedView, split: str, row: int) -> tuple[dict[str, Any],
 def test_recommend_matches_offline_ranks(next_client: TestClient, next_view: PreparedView, next_run: Path,
                                          tmp_path: Path) -> None:
     pred = predictions(next_run, "test", tmp_path / "next.parquet")
-    rank = dict(zip(pred["index"].to_list(), pred["rank"].to_list(), strict=True))
+    assert pred["user"].n_unique() == pred.height  # leave-last-out: one test sample per user
+    rank = {(u, i): r for u, i, r in pred.select("user", "item", "rank").iter_rows()}
     n_real = next_view.raw["item"].size - 2
     for row in range(6):
         body, s = _rec_body(next_view, "test", row)
@@ -163,7 +164,8 @@ def test_recommend_matches_offline_ranks(next_client: TestClient, next_view: Pre
         assert len(items) == n_real == len(set(items))  # every real item once, padding/UNK never
         scores = [x["score"] for x in out["items"]]
         assert scores == sorted(scores, reverse=True)
-        assert items.index(next_view.raw["item"][s["item"]]) + 1 == rank[s["index"]]
+        target = next_view.raw["item"][s["item"]]
+        assert items.index(target) + 1 == rank[(body["user"], target)]
 
 
 def test_recommend_exclusions(next_client: TestClient, next_view: PreparedView) -> None:
