@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Measure the peer libraries on this machine, one job after another (never in parallel, so the
-# jobs do not compete for the 2 cores). Each job's JSON line goes to
-# benchmarks/results/peers/<job>.json, its stderr to <job>.err. Jobs whose .json already holds a
-# result are skipped; delete the file to re-run. Usage:
+# Measure the peer libraries on this machine, one job after another (so the jobs do not compete
+# for the 2 cores). Each job's JSON line goes to benchmarks/results/peers/<job>.json, its stderr
+# to <job>.err. Jobs whose .json already holds a result are skipped (delete it to re-run), and so
+# are jobs another instance of this script is running (<job>.running holds that instance's pid),
+# so two instances can split a job list between them. Usage:
 #   bash benchmarks/run_peer_baselines.sh [JOB...]     # default: all jobs below, in this order
 # Jobs: prepare-ml-100k prepare-amazon-beauty prepare-yelp-a din-deepctr din-rechub
 #       train-SASRec train-GRU4Rec train-LightSANs train-BERT4Rec
@@ -33,9 +34,15 @@ CTR=$ROOT/benchmarks/results/ctr/ml-100k
 run() {  # run JOB CMD... : record the last stdout line as the job's result
   local job=$1; shift
   if [ -s "$OUT/$job.json" ]; then echo "skip $job (have $OUT/$job.json)"; return; fi
+  local lock=$OUT/$job.running
+  if [ -f "$lock" ] && kill -0 "$(cat "$lock")" 2>/dev/null; then
+    echo "skip $job (running in pid $(cat "$lock"))"; return
+  fi
+  echo $$ > "$lock"
   echo "$(date +%T) start $job (load $(cut -d' ' -f1 /proc/loadavg))"
   "$@" > "$OUT/$job.out" 2> "$OUT/$job.err"
   local rc=$?
+  rm -f "$lock"
   if [ $rc -eq 0 ] && tail -n 1 "$OUT/$job.out" | grep -q '^{'; then
     tail -n 1 "$OUT/$job.out" > "$OUT/$job.json"
     echo "$(date +%T) done  $job: $(cat "$OUT/$job.json" | cut -c1-200)"
