@@ -17,7 +17,7 @@ target; in full ranking every item is a candidate but they share one time, the m
 recommendation is asked for. chronorec therefore encodes the elapsed time from the user's last
 known behavior to that moment, bucketed with the rhythm rule, and adds its embedding ``T`` to the
 hidden state: ``score(i) = <h_j + T[f(t_T - t_j)], e_i> = <h_j, e_i> + <T[f(.)], e_i>``. The second
-term is a per-elapsed-time prior over items (what people pick after an hour vs. after a month), so
+term is a per-elapsed-time prior over items (what people pick after a short vs. a long absence), so
 it re-ranks every candidate at the cost of one lookup. It uses the time of the event being
 predicted (the request time), the same information TIN's TTE-T uses in CTR; leave-last-out
 next-item protocols normally hide it, which is why it is off by default.
