@@ -55,7 +55,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(n)
 
 
-@pytest.mark.parametrize(("name", "steps"), [("sasrec", 150), ("bert4rec", 200)])
+@pytest.mark.parametrize(("name", "steps"), [("sasrec", 100), ("bert4rec", 160)])
 def test_learns_successor_function(name: str, steps: int) -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
@@ -66,7 +66,7 @@ def test_learns_successor_function(name: str, steps: int) -> None:
     model = create_model(name, schema, {"dim": 32, "inner": 64, "dropout": 0.0, "max_len": L + 1, "rhythm": "bf"})
     task = NextItemTask.from_schema(schema)
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU seconds: steady on a shared machine, unlike wall time
     model.train()
     for _ in range(steps):
         loss = task.loss(model, _batch(g, 64, train=True))
@@ -74,7 +74,7 @@ def test_learns_successor_function(name: str, steps: int) -> None:
         loss.backward()
         opt.step()
     metrics = task.evaluate(model, [_batch(g, 256, train=False) for _ in range(2)])
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert metrics["n"] == 512
     print(name, {k: v for k, v in metrics.items() if k.endswith("@10")}, f"{elapsed:.1f}s")
     assert metrics["hit@10"] > 0.9, metrics
