@@ -13,7 +13,7 @@ Losses (``D`` hidden size, ``N`` real target positions in the batch, ``n`` items
   even ``[N, n]`` is never held at once: :func:`full_softmax_ce` walks row chunks of about a million
   logits (cache-sized), computing each chunk's loss *and* gradient in the forward pass
   (``softmax - onehot``, then two small matmuls), so memory stays flat in ``N`` and the logits are
-  read while still in cache — about 2× faster than ``F.cross_entropy`` on ``[N, n]`` on this CPU.
+  read while still in cache (measured on one thread: about 2× faster than ``F.cross_entropy`` on ``[N, n]``).
   Padding and UNK columns are masked.
 * ``"sampled_softmax"``: ``n_negatives`` items shared by the whole batch, sampled uniformly from the
   real items, or in proportion to ``item_counts`` when given, with the logQ correction
