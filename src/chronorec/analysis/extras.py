@@ -51,12 +51,14 @@ def heatmap_rows(target: int, target_cat: np.ndarray, pos_cat: np.ndarray, n_row
 def pick_examples(samples: Samples, target_cat: np.ndarray, pos_cat: np.ndarray, selected: np.ndarray,
                   n: int = 2, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` random samples for Fig. 7: selected target category, a full window of P
-    behaviors, positive label and at least one behavior of the target's category in the window;
-    the last two conditions are relaxed when no sample meets them."""
+    behaviors, positive label, and a window mixing behaviors of the target's category with others
+    (like the paper's two examples); conditions are relaxed in turn when no sample meets them."""
     rng = np.random.default_rng(seed)
     full = selected & (samples.hist_len >= pos_cat.shape[1])
-    same = (pos_cat == target_cat[:, None]).any(axis=1)
-    for cond in (full & (samples.label > 0.5) & same, full & same, full, selected):
+    is_same = pos_cat == target_cat[:, None]  # [N, P]
+    same, mixed = is_same.any(axis=1), is_same.any(axis=1) & ~is_same.all(axis=1)
+    pos = samples.label > 0.5
+    for cond in (full & pos & mixed, full & mixed, full & pos & same, full & same, full, selected):
         idx = np.flatnonzero(cond)
         if idx.size:
             return np.sort(rng.choice(idx, size=min(n, idx.size), replace=False))
