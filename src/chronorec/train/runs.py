@@ -125,11 +125,6 @@ class MetricsLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def lines(self) -> int:
-        if not self.path.is_file():
-            return 0
-        return sum(1 for _ in self.path.open())
-
     def truncate(self, n: int) -> None:
         if not self.path.is_file():
             return
