@@ -118,6 +118,9 @@ def test_next_item_train_and_predict_ranks(tiny_nextitem_dataset: Path, tmp_path
     main(["predict", "--run", str(run), "--out", str(out)])
     df = pl.read_parquet(out)
     assert {"user", "item", "rank"} <= set(df.columns) and df.schema["item"] == pl.String
+    assert df.columns[0] == "index" and df["index"].to_list() == list(range(df.height))  # split order
+    saved = pl.read_parquet(run / "predictions" / "test.parquet")
+    assert saved["index"].to_list() == df["index"].to_list() and saved["rank"].to_list() == df["rank"].to_list()
     assert (df["rank"] <= 10).mean() == pytest.approx(m["test"]["hit@10"])
 
 

@@ -168,9 +168,24 @@ class LoadedRun:
         return self.task.evaluate(self.model, self.loader(split).iter_epoch(0))
 
     def predict(self, split: str = "test", raw_ids: bool = False) -> pl.DataFrame:
-        """The task's per-sample predictions; with ``raw_ids`` user and item are the source's ids."""
-        df = self.task.predict(self.model, self.loader(split).iter_epoch(0))
+        """The task's per-sample predictions in split order; with ``raw_ids`` user and item are the
+        source's ids."""
+        df = predict_in_order(self.task, self.model, self.loader(split))
         return to_raw_ids(df, self.dataset) if raw_ids else df
+
+
+def predict_in_order(task: Task, model: nn.Module, loader: Any) -> pl.DataFrame:
+    """``task.predict`` over an (unshuffled, possibly length-sorted) loader, rows in split order.
+
+    A task whose frame has no ``index`` column gets one from the loader's batch order, so every
+    prediction file has ``index`` (row of the split's samples file) first and is sorted by it.
+    """
+    df = task.predict(model, loader.iter_epoch(0))
+    if "index" not in df.columns:
+        batches = loader.batch_rows(0)
+        rows = np.concatenate(batches) if batches else np.empty(0, dtype=np.int64)
+        df = df.with_columns(pl.Series("index", loader.row_sample[rows], dtype=pl.Int64))
+    return df.select("index", pl.exclude("index")).sort("index")
 
 
 def to_raw_ids(df: pl.DataFrame, dataset: Any) -> pl.DataFrame:
