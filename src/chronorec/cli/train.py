@@ -13,6 +13,8 @@ JSON literals validated against the option's type.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,9 +56,6 @@ def train(
 
 
 def _report(run_dir: Path) -> None:
-    import json
-    import os
-
     metrics = run_dir / "metrics.json"
     if int(os.environ.get("RANK", "0")) != 0 or not metrics.is_file():
         return
