@@ -19,9 +19,10 @@ def test_parse_value(text: str, value: object) -> None:
 
 
 def test_parse_overrides_sections_and_nesting() -> None:
-    out = parse_overrides(["model.dim=64", "train.lr=0.01", "model.mlp.hidden=[80,40]", "task.gauc_weight=clicks"])
+    out = parse_overrides(["model.dim=64", "train.lr=0.01", "model.mlp.hidden=[80,40]", "task.gauc_weight=clicks",
+                           "longtail.strategy=pin"])
     assert out == {"model": {"dim": 64, "mlp": {"hidden": [80, 40]}}, "train": {"lr": 0.01},
-                   "task": {"gauc_weight": "clicks"}}
+                   "task": {"gauc_weight": "clicks"}, "longtail": {"strategy": "pin"}}
 
 
 @pytest.mark.parametrize("bad", ["dim=64", "model.dim", "optim.lr=1", "model..x=1", "model.a=1,model.a.b=2"])
