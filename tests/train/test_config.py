@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from chronorec.errors import ChronorecError
-from chronorec.train.config import RunConfig, TrainConfig, build_train_config, parse_overrides, parse_value
+from chronorec.train.config import (
+    SECTIONS,
+    RunConfig,
+    TrainConfig,
+    build_train_config,
+    parse_overrides,
+    parse_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -19,10 +26,16 @@ def test_parse_value(text: str, value: object) -> None:
 
 
 def test_parse_overrides_sections_and_nesting() -> None:
-    out = parse_overrides(["model.dim=64", "train.lr=0.01", "model.mlp.hidden=[80,40]", "task.gauc_weight=clicks",
-                           "longtail.strategy=pin"])
-    assert out == {"model": {"dim": 64, "mlp": {"hidden": [80, 40]}}, "train": {"lr": 0.01},
-                   "task": {"gauc_weight": "clicks"}, "longtail": {"strategy": "pin"}}
+    out = parse_overrides(["model.dim=64", "train.lr=0.01", "model.mlp.hidden=[80,40]", "task.gauc_weight=clicks"])
+    assert set(out) == set(SECTIONS)  # every section present, empty when not overridden
+    assert {k: v for k, v in out.items() if v} == {"model": {"dim": 64, "mlp": {"hidden": [80, 40]}},
+                                                  "train": {"lr": 0.01}, "task": {"gauc_weight": "clicks"}}
+
+
+def test_every_section_takes_overrides() -> None:
+    assert "model" in SECTIONS and "train" in SECTIONS and "task" in SECTIONS
+    for section in SECTIONS:
+        assert parse_overrides([f"{section}.strategy=pin"])[section] == {"strategy": "pin"}
 
 
 @pytest.mark.parametrize("bad", ["dim=64", "model.dim", "optim.lr=1", "model..x=1", "model.a=1,model.a.b=2"])
