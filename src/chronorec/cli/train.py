@@ -8,7 +8,9 @@ The task (CTR or next-item) follows the dataset's ``schema.task``. ``--set SECTI
 overrides any model option (``model.*``), training option (``train.*``: optimizer, lr,
 weight_decay, batch_size, epochs, max_len, grad_clip, patience, eval_every, eval_unit,
 checkpoint_every, seed, threads, deterministic, bucket, ...) or task option (``task.*``); values are
-JSON literals validated against the option's type.
+JSON literals validated against the option's type. ``--longtail pin`` trains PIN (stage one:
+backbone with gradient aggregation in ``RUN/backbone/``; stage two: per-group plugins in ``RUN/``);
+``longtail.*`` options are in :class:`chronorec.longtail.LongtailConfig`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def train(
     name: str = typer.Option(None, "--name", help="run name (default <dataset>-<model>)"),
     epochs: int = typer.Option(None, "--epochs", min=1, help="epochs (same as --set train.epochs=E)"),
     resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last checkpoint"),
+    longtail: str = typer.Option(
+        None, "--longtail", help="long-tail strategy: joint | pin | reweight | head_only | tail_only "
+        "(same as --set longtail.strategy=...)",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="no per-evaluation lines"),
 ) -> None:
     """Train a model (rank 0 writes runs/<name>/<id>/: config, env, metrics, checkpoints)."""
@@ -41,7 +47,7 @@ def train(
 
     command = list(sys.argv)
     if resume is not None:
-        if any(v is not None for v in (data, model, seed, epochs, name)) or sets:
+        if any(v is not None for v in (data, model, seed, epochs, name, longtail)) or sets:
             raise ChronorecError("--resume continues a run with its saved config; give no other run options")
         run_dir = trainer.resume(resume, command=command, verbose=not quiet)
     else:
@@ -50,7 +56,10 @@ def train(
         from chronorec.train.build import run_config
         from chronorec.train.config import parse_overrides
 
-        cfg = run_config(data, model, parse_overrides(sets), seed=seed, epochs=epochs, name=name)
+        overrides = parse_overrides(sets)
+        if longtail is not None:
+            overrides["longtail"]["strategy"] = longtail
+        cfg = run_config(data, model, overrides, seed=seed, epochs=epochs, name=name)
         run_dir = trainer.train(cfg, out=out, command=command, verbose=not quiet)
     _report(run_dir)
 

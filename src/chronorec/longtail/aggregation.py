@@ -52,6 +52,10 @@ class LongtailConfig(BaseModel):
     plugin_lr: float = Field(1e-3, gt=0)
     finetune_backbone: bool = Field(False, description="stage two: also train the backbone (lr * backbone_lr_scale)")
     backbone_lr_scale: float = Field(0.1, gt=0)
+    # set by the trainer for PIN's two phases: "full" = both (the user's choice), "backbone" = stage
+    # one, "plugins" = stage two started from the backbone checkpoint ``init_from``
+    phase: Literal["full", "backbone", "plugins"] = "full"
+    init_from: str | None = None
 
 
 def group_weights(groups: GroupSpec, mode: Literal["users", "uniform"]) -> list[float]:
@@ -111,8 +115,8 @@ class GroupAggregatedTask:
             scale = wz * rows.numel() if self.per_term else wz
             total = lz * scale if total is None else total + lz * scale
             wsum += scale
-        if total is None:
-            raise ChronorecError("a training batch holds no rows of the groups this strategy trains on")
+        if total is None:  # no row of a trained group: a zero loss that keeps the graph (and DDP) intact
+            return self.inner.loss(model, batch) * 0.0  # type: ignore[attr-defined]
         return total / wsum
 
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict:

@@ -81,6 +81,35 @@ class PluginModel(nn.Module):
             self.plugins = None
             self.adapters = nn.ModuleList(ResidualAdapter(dim) for _ in range(n_groups))
 
+    # -- stage two set-up ---------------------------------------------------------------------------
+    def reset_plugins(self) -> None:
+        """Copy the shared prediction network into every plugin (after loading the backbone weights);
+        adapters are reset to the identity."""
+        with torch.no_grad():
+            if self.plugins is not None:
+                shared = dict(self.base.named_parameters())
+                for plugin in self.plugins:
+                    for n in self.head_params:
+                        plugin[_safe(n)].copy_(shared[n])
+            else:
+                for adapter in self.adapters:  # type: ignore[union-attr]
+                    nn.init.zeros_(adapter.down.weight)
+                    nn.init.zeros_(adapter.down.bias)
+
+    def configure_stage_two(self, finetune_backbone: bool, backbone_lr_scale: float) -> None:
+        """Freeze the backbone (default) or let it train at ``backbone_lr_scale`` x the plugins' lr."""
+        self._backbone_lr_scale = backbone_lr_scale if finetune_backbone else 0.0
+        for p in self.base.parameters():
+            p.requires_grad_(finetune_backbone)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups: plugins at ``lr``, a fine-tuned backbone at a lower lr."""
+        groups: list[dict] = [{"params": self.plugin_parameters(), "lr": lr}]
+        scale = getattr(self, "_backbone_lr_scale", 0.0)
+        if scale > 0:
+            groups.append({"params": [p for p in self.base.parameters() if p.requires_grad], "lr": lr * scale})
+        return groups
+
     # -- which parameters train in stage two --------------------------------------------------------
     def plugin_parameters(self) -> list[nn.Parameter]:
         mods = self.plugins if self.plugins is not None else self.adapters

@@ -11,13 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
+from chronorec.longtail import PluginModel
+from chronorec.longtail.aggregation import strategy_task
 from chronorec.models.registry import build_config, create_model, get_entry
-from chronorec.train.config import RunConfig, TrainConfig, build_train_config
+from chronorec.train.config import RunConfig, TrainConfig, build_longtail_config, build_train_config
 from chronorec.train.ctr_task import CTRTask
 from chronorec.train.task import Task
 
@@ -75,6 +78,38 @@ def make_model(name: str, schema: DatasetSchema, options: dict[str, Any]) -> nn.
     return create_model(name, schema, options)
 
 
+def make_run_model(config: RunConfig, schema: DatasetSchema) -> nn.Module:
+    """The model a run trains and serves: the registered model, wrapped with one plugin prediction
+    network per activity group in PIN's second phase (:class:`~chronorec.longtail.PluginModel`)."""
+    model = make_model(config.model, schema, config.model_options)
+    if config.longtail.phase == "plugins":
+        model = PluginModel(model, n_groups=len(schema.groups.names))
+    return model
+
+
+def train_sample_share(dataset: Any) -> list[float]:
+    """S(z): each activity group's share of the training terms (CTR: samples; next-item: target
+    positions, i.e. history lengths of the training sequences)."""
+    samples = dataset.samples("train")
+    groups = dataset.group_of_user[np.asarray(samples["user"], dtype=np.int64)]
+    if dataset.schema.task == "ctr":
+        weights = None
+    else:
+        weights = np.asarray(samples["hist_end"], dtype=np.float64) - np.asarray(samples["hist_start"])
+    counts = np.bincount(groups, weights=weights, minlength=len(dataset.schema.groups.names))
+    return (counts / max(counts.sum(), 1)).tolist()
+
+
+def make_training_task(config: RunConfig, dataset: Any) -> Task:
+    """The task whose loss the trainer minimises: the run's task, weighted per the long-tail strategy
+    (joint = unchanged; PIN's plugin phase trains with the plain loss, routing does the rest)."""
+    task = make_task(dataset.schema, config.task_options)
+    lt = config.longtail
+    if lt.strategy == "joint" or lt.phase == "plugins":
+        return task
+    return strategy_task(task, lt, dataset.schema.groups, train_sample_share(dataset))  # type: ignore[return-value]
+
+
 def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> Task:
     """``CTRTask`` or ``NextItemTask`` as the dataset's ``schema.task`` says, with the run's task options."""
     opts = dict(options or {})
@@ -92,7 +127,10 @@ def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> T
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam or Adagrad over the trainable parameters, fused (one kernel over all tensors) when the
     parameters allow it: on CPU the fused step is several times faster than the per-tensor loop."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params: Any = [p for p in model.parameters() if p.requires_grad]
+    groups = getattr(model, "param_groups", None)  # e.g. PIN plugins + a fine-tuned backbone at a lower lr
+    if callable(groups):
+        params = groups(cfg.lr)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.Adagrad
     try:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
@@ -128,4 +166,5 @@ def run_config(
         model_options=resolve_model_options(model, overrides.get("model", {})),
         task_options=dict(overrides.get("task", {})),
         train=build_train_config(train_values),
+        longtail=build_longtail_config(dict(overrides.get("longtail", {}))),
     )

@@ -5,7 +5,7 @@ folder): which prepared data (path + manifest cache key), which model (registry 
 options), task options, and the training recipe :class:`TrainConfig`.
 
 Overrides name a section and a field: ``model.dim=64``, ``model.mlp=[200,80]``, ``train.lr=0.01``,
-``train.optimizer=adagrad``, ``task.gauc_weight=clicks``. Values are parsed as JSON literals
+``train.optimizer=adagrad``, ``task.gauc_weight=clicks``, ``longtail.strategy=pin``. Values are parsed as JSON literals
 (``64``, ``1e-3``, ``true``, ``null``, ``[80, 40]``, ``"text"``), with ``True``/``False``/``None``
 accepted too and anything else kept as a plain string; nothing is ever evaluated. The parsed values
 are then validated by pydantic against the section's types, so ``train.lr=fast`` is a one-line
@@ -22,8 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chronorec.errors import ChronorecError
+from chronorec.longtail.aggregation import LongtailConfig
 
-SECTIONS = ("model", "train", "task")
+SECTIONS = ("model", "train", "task", "longtail")
 
 
 class TrainConfig(BaseModel):
@@ -67,6 +68,7 @@ class RunConfig(BaseModel):
     model_options: dict[str, Any] = Field(default_factory=dict)  # resolved model config
     task_options: dict[str, Any] = Field(default_factory=dict)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    longtail: LongtailConfig = Field(default_factory=LongtailConfig)  # PIN and the long-tail baselines
 
     def save(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=2))
@@ -123,6 +125,16 @@ def build_train_config(values: dict[str, Any], base: TrainConfig | None = None) 
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise ChronorecError(f"option 'train.{loc}': {first['msg']}") from None
+
+
+def build_longtail_config(values: dict[str, Any]) -> LongtailConfig:
+    """Validate ``longtail.*`` overrides; errors name the option."""
+    try:
+        return LongtailConfig.model_validate(values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ChronorecError(f"option 'longtail.{loc}': {first['msg']}") from None
 
 
 def default_threads(local_processes: int = 1) -> int:

@@ -38,6 +38,13 @@ class CTRTask:
             loss = loss + out.aux_loss
         return loss
 
+    def row_losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per-sample BCE ``[B]``, the row of each (``arange(B)``) and the auxiliary loss, from one
+        forward pass (used by the long-tail strategies to weight groups)."""
+        out = model(batch)
+        values = F.binary_cross_entropy_with_logits(out.logits, batch.label, reduction="none")  # [B]
+        return values, torch.arange(len(batch), device=values.device), out.aux_loss
+
     def _scores(self, model: nn.Module, batches: Iterable[Batch]) -> Iterator[tuple[Batch, Tensor]]:
         """(batch, click probability [B]) under inference mode, restoring the model's train flag."""
         was_training = model.training

@@ -228,7 +228,7 @@ def load_run(run_dir: str | Path, checkpoint: Literal["best", "last"] = "best") 
     state = load_checkpoint(path)
     dataset = build.open_dataset(cfg.data)
     schema: DatasetSchema = dataset.schema
-    model = build.make_model(cfg.model, schema, cfg.model_options)
+    model = build.make_run_model(cfg, schema)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:

@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from chronorec.errors import ChronorecError, warn
+from chronorec.longtail import PluginModel
 from chronorec.train import build
 from chronorec.train.checkpoint import (
     capture_rng,
@@ -111,14 +112,20 @@ class Trainer:
         torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)  # process-wide: set both ways
         seed_everything(tc.seed)
         self.dataset = build.open_dataset(config.data)
-        self.task = build.make_task(self.dataset.schema, config.task_options)
-        self.raw_model = build.make_model(config.model, self.dataset.schema, config.model_options).to(info.device)
+        self.task = build.make_training_task(config, self.dataset)
+        self.raw_model = build.make_run_model(config, self.dataset.schema).to(info.device)
+        last = checkpoint_path(run_dir, "last")
+        if isinstance(self.raw_model, PluginModel):  # PIN stage two
+            lt = config.longtail
+            if lt.init_from and not (resume and last.is_file()):
+                self.raw_model.base.load_state_dict(load_checkpoint(Path(lt.init_from))["model"])
+                self.raw_model.reset_plugins()
+            self.raw_model.configure_stage_two(lt.finetune_backbone, lt.backbone_lr_scale)
         self.optimizer = build.make_optimizer(self.raw_model, tc)
         if info.rank > 0:
             torch.manual_seed(tc.seed + info.rank)  # own dropout stream; DDP syncs the initial weights
         self.state = TrainState()
         self.log = MetricsLog(run_dir / METRICS_LOG)
-        last = checkpoint_path(run_dir, "last")
         if resume and last.is_file():
             self._restore(load_checkpoint(last))
         elif info.is_main:
@@ -353,7 +360,12 @@ def _launch(config: RunConfig, run_dir: Path | None, out: Path, resume: bool,
         run_dir = Path(broadcast(str(run_dir), info))
         if verbose and info.is_main:
             tqdm.write(f"{'resuming' if resume else 'run'} {run_dir}")
-        Trainer(config, run_dir, info, resume=resume, command=command, verbose=verbose).fit()
+        if config.longtail.strategy == "pin" and config.longtail.phase == "full":
+            from chronorec.train.pin import fit_pin
+
+            fit_pin(config, run_dir, info, resume, command, verbose)
+        else:
+            Trainer(config, run_dir, info, resume=resume, command=command, verbose=verbose).fit()
     finally:
         shutdown(info)
     return run_dir
@@ -374,7 +386,9 @@ def resume(run_dir: Path, *, command: list[str] | None = None, verbose: bool = T
     A run that already wrote ``metrics.json`` is left as it is.
     """
     run_dir = Path(run_dir)
-    config = RunConfig.load(run_dir / CONFIG) if (run_dir / CONFIG).is_file() else None
+    plan = run_dir / "pin.json"  # a PIN run resumes from its full plan (stage one may be unfinished)
+    source = plan if plan.is_file() else run_dir / CONFIG
+    config = RunConfig.load(source) if source.is_file() else None
     if config is None:
         raise ChronorecError(f"not a run folder (no {CONFIG}): {run_dir}")
     if (run_dir / METRICS).is_file():

@@ -1,0 +1,74 @@
+"""PIN end to end through the trainer: two phases, frozen backbone, per-group metrics, reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from chronorec.longtail import PluginModel
+from chronorec.train import trainer
+from chronorec.train.build import run_config, train_sample_share
+from chronorec.train.checkpoint import load_checkpoint
+from chronorec.train.config import parse_overrides
+from chronorec.train.runs import load_run
+
+FAST = ["train.batch_size=256", "train.threads=1", "train.checkpoint_every=0", "model.dim=8"]
+
+
+def _train(data: Path, model: str, tmp: Path, sets: list[str], name: str) -> Path:
+    extra = ["model.mlp=[16]"] if model != "sasrec" else []
+    cfg = run_config(data, model, parse_overrides(FAST + extra + sets), seed=0, epochs=1, name=name)
+    return trainer.train(cfg, out=tmp, verbose=False)
+
+
+def test_pin_two_phases_freeze_backbone_and_report_groups(tiny_ctr_dataset: Path, tmp_path: Path) -> None:
+    run = _train(tiny_ctr_dataset, "din", tmp_path, ["longtail.strategy=pin", "longtail.plugin_epochs=1"], "pin")
+    backbone = run / "backbone"
+    assert (backbone / "metrics.json").is_file() and (run / "metrics.json").is_file()
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["longtail"]["phase"] == "plugins" and cfg["longtail"]["init_from"].endswith("best.pt")
+    assert json.loads((backbone / "config.json").read_text())["longtail"]["phase"] == "backbone"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]["groups"]) == {"head", "tail"}
+    assert all(0.0 <= metrics["test"]["groups"][g]["auc"] <= 1.0 for g in ("head", "tail"))
+
+    loaded = load_run(run)
+    assert isinstance(loaded.model, PluginModel)
+    # stage two froze the backbone: its weights equal stage one's best checkpoint
+    stage1 = load_checkpoint(backbone / "checkpoints" / "best.pt")["model"]
+    for name, value in loaded.model.base.state_dict().items():
+        torch.testing.assert_close(value, stage1[name], msg=name)
+    # and the plugins moved away from the shared head they started from
+    moved = [not torch.allclose(p, stage1[n]) for n, p in
+             ((n, loaded.model.plugins[1][n.replace(".", "__")]) for n in loaded.model.head_params)]
+    assert any(moved)
+
+
+@pytest.mark.parametrize("strategy", ["reweight", "tail_only"])
+def test_longtail_baselines_train(tiny_ctr_dataset: Path, tmp_path: Path, strategy: str) -> None:
+    run = _train(tiny_ctr_dataset, "tin", tmp_path, [f"longtail.strategy={strategy}"], strategy)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]["groups"]) == {"head", "tail"}
+    assert json.loads((run / "config.json").read_text())["longtail"]["strategy"] == strategy
+
+
+def test_sample_share_sums_to_one(tiny_ctr_dataset: Path, tiny_nextitem_dataset: Path) -> None:
+    from chronorec.data.dataset import PreparedDataset
+
+    for path in (tiny_ctr_dataset, tiny_nextitem_dataset):
+        share = train_sample_share(PreparedDataset.open(path))
+        assert len(share) == 2 and abs(sum(share) - 1.0) < 1e-9
+        # head users are the most active: their share of terms exceeds their share of users
+        users = PreparedDataset.open(path).schema.groups.user_share
+        assert share[0] > users[0]
+
+
+def test_pin_on_next_item_model(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
+    run = _train(tiny_nextitem_dataset, "sasrec", tmp_path, ["longtail.strategy=pin", "longtail.plugin_epochs=1"],
+                 "pin-sasrec")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]["groups"]) == {"head", "tail"}
+    assert isinstance(load_run(run).model, PluginModel)
