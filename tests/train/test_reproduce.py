@@ -65,7 +65,7 @@ def test_reproduce_interpos_subset(tiny_nextitem_dataset: Path, tmp_path: Path) 
     assert "| SASRec + rhythm (BF) |" in text
     cfg = json.loads((tmp_path / "ip" / "runs" / "sasrec-rhythm-bf" / "seed0" / "config.json").read_text())
     assert cfg["model_options"]["rhythm"] == "bf" and cfg["model_options"]["dim"] == 16
-    assert cfg["task_options"]["select_metric"] == "mrr@10" and cfg["train"]["patience"] == 10
+    assert cfg["task_options"]["select_metric"] == "ndcg@10" and cfg["train"]["patience"] == 10
 
 
 def test_reproduce_rejects_wrong_task(tiny_nextitem_dataset: Path, tmp_path: Path,
