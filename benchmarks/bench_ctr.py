@@ -1,0 +1,179 @@
+"""CTR training: chronorec DIN beside DeepCTR-Torch 0.3.0 and torch-rechub 0.9.0 DIN, one run.
+
+Steps (one after another, same threads, load recorded before each child):
+
+1. ``chronorec prepare --source atomic --path <data>/ml-100k --protocol ctr-leave-one-out
+   --max-history 50`` (194,342 training samples = 2 * sum(n_u - 3)).
+2. ``export_ctr.py``: the SAME samples with histories materialised as Parquet lists, for the peers
+   only (chronorec trains from its offsets). ``--peer-train-rows N`` exports a seeded random subset
+   of N training rows instead (valid/test complete): the peers then train one epoch on N rows, which
+   measures their throughput within a bounded run time but makes their AUC not comparable
+   (it is reported, flagged as such).
+3. ``chronorec train --model din`` (defaults: 64-d item + category embeddings, attention MLP 80-40
+   sigmoid, head 80-40 sigmoid, Adam 1e-3) with batch 1024, length bucketing, ``--epochs``.
+4. ``peers/deepctr_din.py`` and ``peers/rechub_din.py`` on the export with the same set-up.
+
+Per library: training samples/s (training rows x epochs / training wall time, evaluation excluded),
+CPU s per 1k training samples (chronorec: child process CPU over the whole run, so it includes
+preparation-free start-up and evaluation, an upper bound; peers: their training-loop CPU),
+peak RSS of the child, test AUC and log loss (best-on-valid). Ratios: chronorec / peer
+(throughput), peer / chronorec (CPU per sample, RSS). Goal: >= 5x peers' throughput at equal or
+better AUC.
+
+    /work/main/.venv/bin/python benchmarks/bench_ctr.py [--epochs 1] [--peer-train-rows 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, data_root, machine_info, markdown_table, peer_command, ratio, run_json
+from export_ctr import export
+
+CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"
+PEER_RUNNERS = {"deepctr-torch": ("deepctr", "deepctr_din.py", "--activation"),
+                "torch-rechub": ("rechub", "rechub_din.py", "--att-activation")}
+COLUMNS = [
+    ("library", "library"),
+    ("train_rows", "train rows"),
+    ("samples_per_s", "train samples/s"),
+    ("cpu_s_per_1k", "CPU s / 1k samples"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("test_auc", "test AUC"),
+    ("test_logloss", "test logloss"),
+    ("samples_per_s_x", "throughput ×"),
+    ("cpu_s_per_1k_x", "CPU/sample ×"),
+    ("peak_rss_mb_x", "RSS ×"),
+    ("load", "load 1m"),
+]
+
+
+def chronorec_prepare(out: Path, max_history: int, timeout: float) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    r = run_json([CHRONOREC, "prepare", "--source", "atomic", "--path", data_root() / "ml-100k",
+                  "--protocol", "ctr-leave-one-out", "--max-history", max_history, "--out", out,
+                  "--force"], timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"chronorec prepare failed:\n{r.stderr_tail}")
+    train = re.search(r"train\s+([\d,]+) samples", r.stdout_tail)
+    return {"wall_s": r.wall_s, "cpu_s": r.cpu_s, "peak_rss_mb": r.peak_rss_mb, "load": load,
+            "train_samples": int(train.group(1).replace(",", "")) if train else None}
+
+
+def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace,
+                    model: str = "din") -> dict[str, Any]:
+    """Train a chronorec CTR model (DIN) in a child; read its run folder's metrics.json."""
+    load = os.getloadavg()[0]
+    cmd = [CHRONOREC, "train", "--data", prepared, "--model", model, "--epochs", args.epochs,
+           "--seed", args.seed, "--out", runs, "--set", "train.batch_size=1024",
+           "--set", "train.bucket=true", "--set", f"train.threads={args.threads}",
+           "--set", "train.lr=0.001", "--quiet"]
+    before = set(runs.rglob("metrics.json")) if runs.exists() else set()
+    r = run_json(cmd, timeout=args.timeout, threads=args.threads)
+    if r.returncode != 0:
+        raise RuntimeError(f"chronorec train failed:\n{r.stderr_tail}")
+    new = sorted(set(runs.rglob("metrics.json")) - before, key=lambda p: p.stat().st_mtime)
+    metrics = json.loads(new[-1].read_text())
+    test = metrics.get("test", {})
+    sps = metrics.get("samples_per_second")
+    label = "chronorec" if model == "din" else f"chronorec {model} (no peer)"
+    return {"library": label, "model": model, "samples_per_s": sps, "train_seconds": metrics.get("train_seconds"),
+            "process_wall_s": r.wall_s, "process_cpu_s": r.cpu_s, "peak_rss_mb": r.peak_rss_mb,
+            "test_auc": test.get("auc"), "test_logloss": test.get("logloss"),
+            "best_epoch": metrics.get("best_epoch"), "run_dir": str(new[-1].parent), "load": load,
+            "metrics": metrics}
+
+
+def peer_train(label: str, export_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    venv, script, act_flag = PEER_RUNNERS[label]
+    load = os.getloadavg()[0]
+    cmd = peer_command(venv, script, "--data", export_dir, "--epochs", args.epochs,
+                       "--max-len", args.max_history, "--batch-size", 1024, "--lr", 1e-3,
+                       "--emb-dim", 64, "--att-hidden", "80,40", "--dnn-hidden", "80,40",
+                       act_flag, "sigmoid", "--threads", args.threads)
+    r = run_json(cmd, timeout=args.timeout, threads=args.threads)
+    if not r.ok:
+        return {"library": label, "error": r.stderr_tail[-1500:], "load": load}
+    res = r.result or {}
+    return {"library": label, "samples_per_s": res.get("train_samples_per_s"),
+            "train_cpu_s": sum(res.get("train_cpu_s_epochs") or [0.0]),
+            "train_rows": res.get("train_samples"), "process_wall_s": r.wall_s,
+            "process_cpu_s": r.cpu_s, "peak_rss_mb": r.peak_rss_mb, "test_auc": res.get("test_auc"),
+            "test_logloss": res.get("test_logloss"), "load": load, "runner": res}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-history", type=int, default=50)
+    ap.add_argument("--peer-train-rows", type=int, default=0,
+                    help="peers train on a random subset of N rows (0 = all; throughput only)")
+    ap.add_argument("--peers", nargs="*", default=list(PEER_RUNNERS), choices=list(PEER_RUNNERS))
+    ap.add_argument("--extra-models", nargs="*", default=[],
+                    help="further chronorec CTR models to time (e.g. tin; no peer counterpart)")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
+    ap.add_argument("--work", type=Path, default=RESULTS / "ctr-bench")
+    args = ap.parse_args()
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    info_start = machine_info()
+    prepared, export_dir = args.work / "prepared-ml-100k", args.work / "export-ml-100k"
+    prep = chronorec_prepare(prepared, args.max_history, args.timeout)
+    print(f"prepared: {prep}", file=sys.stderr)
+    meta = export(prepared, export_dir, train_rows=args.peer_train_rows, seed=args.seed)
+    print(f"exported: {meta}", file=sys.stderr)
+
+    ours = chronorec_train(prepared, args.work / "runs", args)
+    ours["train_rows"] = prep["train_samples"]
+    ours["cpu_s_per_1k"] = 1000.0 * ours["process_cpu_s"] / (prep["train_samples"] * args.epochs)
+    print(f"chronorec: {ours['samples_per_s']} samples/s", file=sys.stderr)
+    rows = [ours]
+    for model in args.extra_models:
+        extra = chronorec_train(prepared, args.work / "runs", args, model)
+        extra["train_rows"] = prep["train_samples"]
+        extra["cpu_s_per_1k"] = 1000.0 * extra["process_cpu_s"] / (prep["train_samples"] * args.epochs)
+        rows.append(extra)
+    for label in args.peers:
+        peer = peer_train(label, export_dir, args)
+        if "error" not in peer:
+            peer["cpu_s_per_1k"] = 1000.0 * peer["train_cpu_s"] / (peer["train_rows"] * args.epochs)
+            for key, higher in (("samples_per_s", True), ("cpu_s_per_1k", False),
+                                ("peak_rss_mb", False)):
+                peer[key + "_x"] = ratio(ours.get(key), peer.get(key), higher)
+        print(f"{label}: {peer.get('samples_per_s')} samples/s", file=sys.stderr)
+        rows.append(peer)
+
+    for row in rows:
+        row["load"] = round(row["load"], 1)
+    table = markdown_table(rows, [c for c, _ in COLUMNS], [h for _, h in COLUMNS])
+    notes = [f"ml-100k ctr-leave-one-out, max history 50, mean train history "
+             f"{meta['mean_hist_len']['train']:.1f}; {args.epochs} epoch(s), batch 1024, "
+             f"{args.threads} threads. Ratios: chronorec vs that peer (> 1 = chronorec better).",
+             f"Load 1m at start {info_start['loadavg']}, at end {[round(x, 2) for x in os.getloadavg()]}."]
+    if args.peer_train_rows > 0:
+        notes.append(f"Peers trained on a random subset of {args.peer_train_rows:,} training rows "
+                     "(throughput only): their AUC/logloss are NOT comparable with chronorec's.")
+    notes.append("chronorec CPU s / 1k samples is the whole train process (start-up and "
+                 "evaluation included); the peers' is their training loop only.")
+    print(table)
+    print("\n" + "\n".join(notes))
+    out = RESULTS / f"ctr-{stamp}.json"
+    out.write_text(json.dumps({"name": "ctr", "args": vars(args), "machine_start": info_start,
+                               "machine_end": machine_info(), "prepare": prep, "export": meta,
+                               "rows": rows, "table": table, "notes": notes},
+                              indent=2, default=str) + "\n")
+    print(f"\nwrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
