@@ -82,14 +82,34 @@ def calendar_fields(ts: Tensor) -> Tensor:
 
 
 class TemporalEncoding(nn.Module):
-    """Base class: ``forward(batch) -> (hist_enc [B, L, D], target_enc [B, D])``, zero at padding."""
+    """Base class: ``forward(batch) -> (hist_enc [B, L, D], target_enc [B, D])``, zero at padding.
+
+    The two halves are separate methods because serving needs them at different batch sizes: the
+    history part once for a shared history (a 1-row batch), the target part once per candidate.
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
 
-    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+    def history(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
+        """``[B, L, D]``, exactly zero at padded positions."""
         raise NotImplementedError
+
+    def target(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
+        """``[B, D]`` (the shape of ``batch.target_item`` plus ``D``)."""
+        raise NotImplementedError
+
+    def project_history(self, batch: Batch, weight: Tensor) -> Tensor | None:
+        """``history(batch) @ weight.T`` (``weight [H, D]`` -> ``[B, L, H]``), None when the encoding is zero.
+
+        Table-based encodings override it to project their few table rows and gather, instead of a
+        ``[B*L, D] x [D, H]`` GEMM (DIN's activation unit uses it for its key part).
+        """
+        return self.history(batch) @ weight.T
+
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        return self.history(batch), self.target(batch)
 
 
 class NoTemporal(TemporalEncoding):
@@ -98,9 +118,14 @@ class NoTemporal(TemporalEncoding):
     def __init__(self, schema: DatasetSchema, dim: int) -> None:
         super().__init__(dim)
 
-    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        z = torch.zeros((), device=batch.hist_item.device)
-        return z.expand(*batch.hist_item.shape, self.dim), z.expand(*batch.target_item.shape, self.dim)
+    def history(self, batch: Batch) -> Tensor:
+        return torch.zeros((), device=batch.hist_item.device).expand(*batch.hist_item.shape, self.dim)
+
+    def target(self, batch: Batch) -> Tensor:
+        return torch.zeros((), device=batch.hist_item.device).expand(*batch.target_item.shape, self.dim)
+
+    def project_history(self, batch: Batch, weight: Tensor) -> Tensor | None:
+        return None
 
 
 class _IndexTemporal(TemporalEncoding):
@@ -126,11 +151,18 @@ class _IndexTemporal(TemporalEncoding):
     def indices(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        rows = torch.where(batch.mask, self.indices(batch) + 1, 0)  # [B, L]; 0 = the zero row
-        hist = self.table(rows)  # [B, L, D]
-        target = self.table.weight[1].expand(*batch.target_item.shape, self.dim)  # [B, D]: the origin p[0]
-        return hist, target
+    def _rows(self, batch: Batch) -> Tensor:
+        return torch.where(batch.mask, self.indices(batch) + 1, 0)  # [B, L]; 0 = the zero row
+
+    def history(self, batch: Batch) -> Tensor:
+        return self.table(self._rows(batch))  # [B, L, D]
+
+    def target(self, batch: Batch) -> Tensor:
+        return self.table.weight[1].expand(*batch.target_item.shape, self.dim)  # [B, D]: the origin p[0]
+
+    def project_history(self, batch: Batch, weight: Tensor) -> Tensor | None:
+        # n + 1 table rows projected once; the zero row stays zero, so padding still gathers zeros
+        return F.embedding(self._rows(batch), self.table.weight @ weight.T)  # [B, L, H]
 
 
 class TTEP(_IndexTemporal):
@@ -198,16 +230,22 @@ class CalendarEncoding(TemporalEncoding):
         start = int(self.offsets[k])
         return self.weight[start : start + self.SIZES[k]]
 
-    def _encode(self, cal: Tensor, mask: Tensor | None) -> Tensor:
+    def _encode(self, cal: Tensor, mask: Tensor | None, weight: Tensor | None = None) -> Tensor:
         keep = cal > 0 if mask is None else (cal > 0) & mask.unsqueeze(-1)  # [*S, 3]
         rows = torch.where(keep, cal + self.offsets, 0)  # [*S, 3]
-        out = F.embedding_bag(rows.reshape(-1, 3), self.weight, mode="sum", padding_idx=0)  # [N, D]
-        return out.view(*cal.shape[:-1], self.dim)  # [*S, D]
+        table = self.weight if weight is None else weight
+        out = F.embedding_bag(rows.reshape(-1, 3), table, mode="sum", padding_idx=0)  # [N, D]
+        return out.view(*cal.shape[:-1], table.shape[1])  # [*S, D]
 
-    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        hist = self._encode(batch.hist_calendar, batch.mask)  # [B, L, D]
-        target = self._encode(calendar_fields(batch.target_ts), None)  # [B, D]
-        return hist, target
+    def history(self, batch: Batch) -> Tensor:
+        return self._encode(batch.hist_calendar, batch.mask)  # [B, L, D]
+
+    def target(self, batch: Batch) -> Tensor:
+        return self._encode(calendar_fields(batch.target_ts), None)  # [B, D]
+
+    def project_history(self, batch: Batch, weight: Tensor) -> Tensor | None:
+        # the sum of three rows projects to the sum of their projections: project the 46 rows once
+        return self._encode(batch.hist_calendar, batch.mask, self.weight @ weight.T)  # [B, L, H]
 
 
 _KINDS: dict[str, type[TemporalEncoding]] = {

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from chronorec.data.batch import Batch
 from chronorec.data.schema import PAD, UNK, DatasetSchema
 from chronorec.errors import ChronorecError
 from chronorec.serve.features import Encoded, FeatureTables, make_batch
@@ -124,7 +125,7 @@ class ServedModel:
         batch = make_batch(hist, cand, request_ts, self.tables.user_id(user), self.group_of(user),
                            self.cap, self.tables.side_features)
         with torch.inference_mode():
-            probs = torch.sigmoid(self.model(batch).logits.double())
+            probs = torch.sigmoid(self._shared_logits(batch).double())
         unknown_side = {f: hist.unknown_side[f] + cand.unknown_side[f] for f in self.tables.side_features}
         return {
             "scores": probs.tolist(),
@@ -132,6 +133,12 @@ class ServedModel:
             "unknown_items": hist.unknown_items + cand.unknown_items,
             "unknown_side": unknown_side,
         }
+
+    def _shared_logits(self, batch: Batch) -> torch.Tensor:
+        """Logits of a batch whose rows share one history: the model's shared-history path
+        (history encoded once, ``CTRBase.score_shared_history``) when it has one, else forward."""
+        shared = getattr(self.model, "score_shared_history", None)
+        return shared(batch) if shared is not None else self.model(batch).logits
 
     def recommend(self, req: Any) -> dict[str, Any]:
         """Top-k items over the whole catalogue (one matmul), padding/UNK/excluded ids masked.

@@ -12,6 +12,7 @@ subclass whose defaults differ (:func:`config_preset`), so there is no copied mo
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import torch
@@ -91,6 +92,23 @@ class CTRBase(CTRModel):
         pe, pv = self.temporal(batch)
         return e + pe, v + pv  # [B, L, D], [B, D]
 
+    def encode_shared(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`encode` of a batch whose rows all share row 0's history and ``target_ts``.
+
+        ``-> (e~ [L, D], v~ [C, D], mask [L])``: the history is embedded and temporally encoded
+        once (every encoding of it depends on the target only through ``target_ts``).
+        """
+        one = first_row(batch)
+        e = self.embed.history(one) + self.temporal.history(one)  # [1, L, D]
+        v = self.embed.target(batch) + self.temporal.target(batch)  # [C, D]
+        return e[0], v, one.mask[0]
+
+    def score_shared_history(self, batch: Batch) -> Tensor:
+        """Logits ``[C]`` of a batch whose C rows share ONE history and ``target_ts`` (serving:
+        one user, C candidates). Models that can exploit the sharing override this; the result
+        equals ``self(batch).logits`` up to float rounding either way."""
+        return self(batch).logits
+
     def user_projection(self) -> nn.Module:
         """:class:`UserProjection` if the config asks for ``affine_u``, else identity."""
         return UserProjection(self.D) if getattr(self.cfg, "affine_u", False) else nn.Identity()
@@ -104,6 +122,15 @@ class CTRBase(CTRModel):
         if self.bias is not None:
             y = y + self.bias(batch.target_item).squeeze(-1)
         return y
+
+
+def first_row(batch: Batch) -> Batch:
+    """Row 0 of ``batch`` as a 1-row batch of views (no copy)."""
+    out: dict[str, Any] = {}
+    for f in fields(batch):
+        v = getattr(batch, f.name)
+        out[f.name] = {k: t[:1] for k, t in v.items()} if isinstance(v, dict) else v[:1]
+    return Batch(**out)
 
 
 def explanation(mask: Tensor, attn_logit: Tensor | None, rep: Tensor) -> Explanation:

@@ -9,7 +9,11 @@ Equations::
     din_prime:  y = MLP([u', v~_T]) + b[x_T]                attention only (the DIN paper's text)
 
 The activation unit's first layer is applied with the algebraic split
-``(W1+W3) q + (W2-W3) k + W4 (q*k)`` (see :class:`~chronorec.layers.attention.ActivationUnit`).
+``(W1+W3) q + (W2-W3) k + W4 (q*k)`` (see :class:`~chronorec.layers.attention.ActivationUnit`):
+the q-part once per sample, the k-part once per DISTINCT (item, side...) tuple in the batch and
+once per temporal table row (``project_history``; ~4x fewer rows than positions on Amazon), and
+only ``q*k`` per position. Serving (``score_shared_history``) computes the k-part once per
+history position for all candidates.
 
 ``explain``: ``attn_logit = z_i`` (with ``weight_norm="none"``, the raw weight ``s_i``);
 ``rep_norm = ||e~_i * v~_T||`` for DIN, ``||e~_i||`` for DIN' (TIN paper, Table 2).
@@ -32,7 +36,7 @@ from torch import Tensor
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
-from chronorec.layers.attention import ActivationUnit, attention_pool, masked_softmax
+from chronorec.layers.attention import ActivationUnit, attention_pool, masked_softmax, softmax_pool
 from chronorec.models.base import Explanation, ModelOutput
 from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, explanation, zero_pad
 from chronorec.models.registry import register_model
@@ -62,12 +66,34 @@ class DIN(CTRBase):
             return z, masked_softmax(z, mask)
         return s, zero_pad(s, mask)
 
+    def _logit(self, u: Tensor, v: Tensor, batch: Batch) -> Tensor:
+        """Pooled interest ``u [B, D]`` and target ``v [B, D]`` -> logits ``[B]``."""
+        u = self.proj(u)  # [B, D]
+        feats = [u, v, u * v] if self.cfg.product else [u, v]
+        return self.logit(self.mlp, torch.cat(feats, dim=-1), batch)
+
     def forward(self, batch: Batch) -> ModelOutput:
         e, v = self.encode(batch)  # [B, L, D], [B, D]
-        _, a = self._attention(e, v, batch.mask)  # [B, L]
-        u = self.proj(attention_pool(a, e))  # [B, D]
-        feats = [u, v, u * v] if self.cfg.product else [u, v]
-        return ModelOutput(logits=self.logit(self.mlp, torch.cat(feats, dim=-1), batch))
+        # the activation unit's key part (W2 - W3) e~_i, once per distinct behavior and temporal row
+        wk = self.unit.key_weight()  # [H, D]
+        k_part = self.embed.project_history(batch, wk)  # [B, L, H]
+        pk = self.temporal.project_history(batch, wk)
+        if pk is not None:
+            k_part = k_part + pk
+        s = self.unit(v, e, k_part=k_part)  # [B, L]
+        if self.cfg.weight_norm == "softmax":
+            u = softmax_pool(s / math.sqrt(self.D), e, batch.mask)  # [B, D], fused backward
+        else:
+            u = attention_pool(zero_pad(s, batch.mask), e)
+        return ModelOutput(logits=self._logit(u, v, batch))
+
+    def score_shared_history(self, batch: Batch) -> Tensor:
+        """Serving: the key part once per history position, only ``q * k`` per (candidate, position)."""
+        e, v, mask = self.encode_shared(batch)  # [L, D], [C, D], [L]
+        s = self.unit.shared(v, e)  # [C, L]
+        m = mask.expand_as(s)
+        a = masked_softmax(s / math.sqrt(self.D), m) if self.cfg.weight_norm == "softmax" else zero_pad(s, m)
+        return self._logit(a @ e, v, batch)  # a @ e: [C, D]
 
     @torch.no_grad()
     def explain(self, batch: Batch) -> Explanation:

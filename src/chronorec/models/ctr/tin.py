@@ -35,7 +35,14 @@ from torch import Tensor
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
-from chronorec.layers.attention import attention_pool, dot_attention_logits, masked_softmax, mean_weights
+from chronorec.layers.attention import (
+    attention_pool,
+    dot_attention_logits,
+    dot_attention_pool,
+    masked_softmax,
+    mean_weights,
+    shared_dot_attention_pool,
+)
 from chronorec.layers.temporal import TemporalKind
 from chronorec.models.base import Explanation, ModelOutput
 from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, explanation
@@ -72,15 +79,30 @@ class TIN(CTRBase):
             return z, masked_softmax(z, mask)
         return None, mean_weights(mask, e.dtype)
 
-    def forward(self, batch: Batch) -> ModelOutput:
-        e, v = self.encode(batch)  # [B, L, D], [B, D]
-        _, a = self._weights(e, v, batch.mask)  # [B, L]
-        u = attention_pool(a, e)  # [B, D]
+    def _logit(self, u: Tensor, v: Tensor, batch: Batch) -> Tensor:
+        """From the pooled interest ``u [B, D]`` and target ``v [B, D]`` to the logits ``[B]``."""
         if self.cfg.eq2:
             u = u * v  # [B, D] = sum_i a_i (e~_i * v~_T)
         u = self.proj(u)  # [B, D]: u'
         feats = [u, v, u * v] if self.product else [u, v]
-        return ModelOutput(logits=self.logit(self.mlp, torch.cat(feats, dim=-1), batch))
+        return self.logit(self.mlp, torch.cat(feats, dim=-1), batch)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        e, v = self.encode(batch)  # [B, L, D], [B, D]
+        if self.cfg.attention == "target":
+            u = dot_attention_pool(v, e, batch.mask)  # [B, D], fused backward
+        else:
+            u = attention_pool(mean_weights(batch.mask, e.dtype), e)  # [B, D]
+        return ModelOutput(logits=self._logit(u, v, batch))
+
+    def score_shared_history(self, batch: Batch) -> Tensor:
+        """Serving: one history ``[L, D]`` for C candidates; attention is a ``[C, D] x [D, L]`` GEMM."""
+        e, v, mask = self.encode_shared(batch)  # [L, D], [C, D], [L]
+        if self.cfg.attention == "target":
+            u = shared_dot_attention_pool(v, e, mask)  # [C, D]
+        else:
+            u = (mean_weights(mask.unsqueeze(0), e.dtype) @ e).expand_as(v)  # [C, D]
+        return self._logit(u, v, batch)
 
     @torch.no_grad()
     def explain(self, batch: Batch) -> Explanation:
