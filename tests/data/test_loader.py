@@ -119,6 +119,20 @@ def test_length_bucketing(ctr: PreparedDataset) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(rows, buck.batch_rows(0), strict=True))
 
 
+def test_unshuffled_bucketing_sorts_the_whole_split(ctr: PreparedDataset) -> None:
+    """Evaluation loaders (shuffle=False, bucket=True): batches in length order over the whole
+    split, every row exactly once, and ``index`` names the rows whatever their order."""
+    ld = BatchLoader(ctr, "valid", batch_size=8, shuffle=False, bucket=True, bucket_chunk=1)
+    rows = ld.batch_rows(0)
+    assert np.array_equal(np.sort(np.concatenate(rows)), np.arange(ld.n_rows))
+    lens = np.concatenate([ld.lengths[r] for r in rows])
+    assert (np.diff(lens) >= 0).all()  # globally sorted, not only within chunks of bucket_chunk batches
+    smp = ctr.samples("valid")
+    for batch in ld:
+        assert torch.equal(batch.target_item, torch.from_numpy(smp["item"][batch.index.numpy()]))
+        assert batch.max_len == max(int(batch.lengths.max()), 1)
+
+
 def test_next_item_sequence_batches(nxt: PreparedDataset) -> None:
     smp = nxt.samples("train")
     ld = BatchLoader(nxt, "train", batch_size=1000)

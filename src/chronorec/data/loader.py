@@ -18,7 +18,9 @@ share of this rank, ``order[rank::world_size]`` after padding the order to a mul
 ``world_size`` by wrapping (``drop_last=False``: every row is covered, at most ``world_size - 1``
 rows repeat, detectable by ``Batch.index``) or truncating it (``drop_last=True``: shares are
 disjoint); then optional length bucketing (stable sort by length within chunks of
-``bucket_chunk`` batches, then batch order shuffled). ``iter_epoch(epoch, start_batch=k)`` resumes
+``bucket_chunk`` batches, then batch order shuffled). Without ``shuffle`` (evaluation) bucketing
+sorts the whole share by length: batches come shortest first, each padded only to its own longest
+history, and ``Batch.index`` still names every row. ``iter_epoch(epoch, start_batch=k)`` resumes
 at batch ``k`` with exactly the batches an uninterrupted epoch would have produced.
 """
 
@@ -208,7 +210,9 @@ class BatchLoader:
         mine = order[self.rank :: w]
         B = self.batch_size
         if self.bucket:
-            chunk = B * self.bucket_chunk
+            # chunks keep training batches random; an unshuffled (evaluation) order has nothing
+            # to keep, so one chunk sorts it all and no batch pads beyond its own neighbours
+            chunk = B * self.bucket_chunk if self.shuffle else max(mine.size, 1)
             keys = np.repeat(np.arange(-(-mine.size // chunk)), chunk)[: mine.size]
             mine = mine[np.lexsort((self.lengths[mine], keys))]  # by chunk, then length (stable)
         batches = [mine[i : i + B] for i in range(0, mine.size, B)]
