@@ -112,3 +112,16 @@ def test_feature_embedding_layout_sharing_and_padding() -> None:
     assert (h[~b.mask] == 0).all()
     b.hist_item[~b.mask] = 7  # junk ids in the padding still embed to zero
     assert (emb.history(b)[~b.mask] == 0).all()
+
+
+def test_activation_unit_bf16_is_close_and_keeps_the_dtype() -> None:
+    torch.manual_seed(0)
+    unit = ActivationUnit(dim=16, hidden=[12, 6])
+    q, k = torch.randn(5, 16, requires_grad=True), torch.randn(5, 9, 16)
+    exact = unit(q, k)
+    unit.bf16 = True
+    fast = unit(q, k)
+    assert fast.dtype == torch.float32
+    torch.testing.assert_close(fast, exact, rtol=0, atol=3e-2)
+    fast.sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all() and unit.first.weight.grad.dtype == torch.float32

@@ -157,8 +157,9 @@ class ActivationUnit(nn.Module):
     ``forward(q [B, D], k [B, L, D]) -> scores [B, L]`` (unnormalised; mask them yourself).
     """
 
-    def __init__(self, dim: int, hidden: list[int], activation: str = "sigmoid") -> None:
+    def __init__(self, dim: int, hidden: list[int], activation: str = "sigmoid", bf16: bool = False) -> None:
         super().__init__()
+        self.bf16 = bf16
         if not hidden:
             raise ValueError("the activation unit needs at least one hidden layer")
         if activation == "dice":
@@ -185,12 +186,15 @@ class ActivationUnit(nn.Module):
 
     def forward(self, q: Tensor, k: Tensor, k_part: Tensor | None = None) -> Tensor:
         """``q [B, D], k [B, L, D] -> [B, L]``; ``k_part`` = ``k @ key_weight().T`` if already known."""
-        hq = q @ self._query_weight().T + self.first.bias  # [B, H]: once per sample
-        if k_part is None:
-            k_part = k @ self.key_weight().T  # [B, L, H]
-        hk = k_part + (k * q.unsqueeze(1)) @ self._product_weight().T  # [B, L, H]
-        h = self.act(hk + hq.unsqueeze(1))  # [B, L, H]
-        return self.rest(h).squeeze(-1)  # [B, L]
+        # bf16: the per-position GEMMs (q*k and the hidden layers) under autocast, ~3x the fp32
+        # GEMM rate on AVX-512-BF16 CPUs; scores come back in the input dtype
+        with torch.autocast(k.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            hq = q @ self._query_weight().T + self.first.bias  # [B, H]: once per sample
+            if k_part is None:
+                k_part = k @ self.key_weight().T  # [B, L, H]
+            hk = k_part + (k * q.unsqueeze(1)) @ self._product_weight().T  # [B, L, H]
+            h = self.act(hk + hq.unsqueeze(1))  # [B, L, H]
+            return self.rest(h).squeeze(-1).to(k.dtype)  # [B, L]
 
     def shared(self, q: Tensor, k: Tensor) -> Tensor:
         """Every query against ONE history (serving): ``q [C, D], k [L, D] -> [C, L]``.

@@ -88,6 +88,8 @@ class TemporalEncoding(nn.Module):
     history part once for a shared history (a 1-row batch), the target part once per candidate.
     """
 
+    zero = False  # True when the encoding adds nothing (callers may skip the [B, L, D] add)
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
@@ -114,6 +116,8 @@ class TemporalEncoding(nn.Module):
 
 class NoTemporal(TemporalEncoding):
     """No temporal information: broadcast zeros (no memory is allocated for them)."""
+
+    zero = True
 
     def __init__(self, schema: DatasetSchema, dim: int) -> None:
         super().__init__(dim)

@@ -47,6 +47,7 @@ class DINConfig(PooledCTRConfig):
     att_hidden: list[int] = Field(default_factory=lambda: [80, 40])
     att_activation: Literal["sigmoid", "relu", "prelu"] = "sigmoid"
     weight_norm: Literal["softmax", "none"] = "softmax"
+    bf16: bool = Field(False, description="activation-unit GEMMs in bfloat16 (CPU/GPU autocast): faster, not bit-exact")
 
 
 class DIN(CTRBase):
@@ -54,7 +55,7 @@ class DIN(CTRBase):
 
     def __init__(self, schema: DatasetSchema, cfg: DINConfig) -> None:
         super().__init__(schema, cfg)
-        self.unit = ActivationUnit(self.D, cfg.att_hidden, cfg.att_activation)
+        self.unit = ActivationUnit(self.D, cfg.att_hidden, cfg.att_activation, bf16=cfg.bf16)
         self.proj = self.user_projection()
         self.mlp = self.head((3 if cfg.product else 2) * self.D)
 
