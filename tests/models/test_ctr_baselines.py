@@ -4,7 +4,6 @@ encoding in every model, DSIN's session split, DIEN's auxiliary loss, DIN/BST ex
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -19,14 +18,6 @@ from chronorec.models.registry import create_model, list_models
 CTR = list_models("ctr")
 NO_ATTENTION = {"avgpool_concat", "avgpool_product", "gru4rec_ctr", "sasrec_ctr", "bert4rec_ctr", "tin_wo_ta"}
 SMALL = {"dim": 4, "mlp": [8]}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def schema() -> DatasetSchema:

@@ -6,7 +6,7 @@ against the composed reference ops, gradients included."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -26,14 +26,6 @@ from chronorec.models.registry import create_model, list_models
 
 CTR = list_models("ctr")
 SHARED = ["tin", "tin_wo_tte", "tin_wo_ta", "tin_wo_tr", "tin_ttet", "tin_coe", "tin_calendar", "din", "din_prime"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def schema() -> DatasetSchema:

@@ -4,7 +4,6 @@ ablation presets, Table 2's explain terms, and golden outputs under a fixed seed
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,15 +13,6 @@ from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
 from chronorec.models.ctr.tin import TIN
 from chronorec.models.registry import build_config, create_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread is faster, and much faster when other jobs share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def schema() -> DatasetSchema:

@@ -3,7 +3,6 @@ BERT4Rec's cloze / [MASK] batches, LightSANs' per-sample position bias."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -23,14 +22,6 @@ MODELS = ["bert4rec", "gru4rec", "lightsans", "sasrec"]
 CAUSAL = ["gru4rec", "lightsans", "sasrec"]
 
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # tiny matrices gain nothing from a second thread, and on a shared machine its spin-wait costs a lot
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 def schema() -> DatasetSchema:
     return DatasetSchema(

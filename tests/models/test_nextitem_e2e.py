@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -45,14 +44,6 @@ def _batch(g: torch.Generator, B: int, train: bool) -> Batch:
         label=torch.ones(B), user=torch.arange(B) + 2, group=(torch.arange(B) % 2),
     )
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # tiny matrices gain nothing from a second thread, and on a shared machine its spin-wait costs a lot
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize(("name", "steps"), [("sasrec", 100), ("bert4rec", 160)])

@@ -3,8 +3,6 @@ gradient, and the output ignores whatever sits in the padded tail of a right-pad
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,14 +14,6 @@ from chronorec.models.registry import create_model, get_entry, list_models
 
 N_ITEMS, N_CATS, L = 50, 7, 12
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread is faster, and much faster when other jobs share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def tiny_schema(task: str) -> DatasetSchema:

@@ -116,25 +116,24 @@ def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def build_train_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
-    """Validate ``values`` over ``base`` (or the defaults); errors name the option."""
-    merged = {**(base.model_dump() if base else {}), **values}
+def _validated(cls: type[BaseModel], values: dict[str, Any], section: str) -> Any:
+    """``cls`` validated from ``values``; a pydantic error becomes one line naming ``section.option``."""
     try:
-        return TrainConfig.model_validate(merged)
+        return cls.model_validate(values)
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ChronorecError(f"option 'train.{loc}': {first['msg']}") from None
+        raise ChronorecError(f"option '{section}.{loc}': {first['msg']}") from None
+
+
+def build_train_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """Validate ``values`` over ``base`` (or the defaults); errors name the option."""
+    return _validated(TrainConfig, {**(base.model_dump() if base else {}), **values}, "train")
 
 
 def build_longtail_config(values: dict[str, Any]) -> LongtailConfig:
     """Validate ``longtail.*`` overrides; errors name the option."""
-    try:
-        return LongtailConfig.model_validate(values)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ChronorecError(f"option 'longtail.{loc}': {first['msg']}") from None
+    return _validated(LongtailConfig, values, "longtail")
 
 
 def default_threads(local_processes: int = 1) -> int:
