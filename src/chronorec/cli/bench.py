@@ -21,7 +21,6 @@ import time
 from itertools import islice
 from pathlib import Path
 
-import torch
 import typer
 
 from chronorec.cli import app
@@ -52,6 +51,8 @@ def bench_train(
     as_json: bool = typer.Option(False, "--json", help="one JSON line instead of a table"),
 ) -> None:
     """Time training steps of MODEL on DATA (the trainer's loader, task, model and optimizer)."""
+    import torch
+
     from chronorec.train import build
     from chronorec.train.config import default_threads, parse_overrides
 
