@@ -75,13 +75,14 @@ class RunRef:
         return path
 
     def group_key(self) -> str:
-        """The config minus seed and run identity: runs with equal keys are seeds of one setting."""
+        """The config minus seed, run identity and settings that do not change results (threads,
+        device, logging, checkpoint cadence): runs with equal keys are seeds of one setting."""
         cfg = json.loads(json.dumps(self.config))
         for k in ("seed", "run_id", "id", "created_at", "started_at", "finished_at", "out", "out_dir"):
             cfg.pop(k, None)
         train = cfg.get("train")
         if isinstance(train, dict):
-            for k in ("seed", "threads"):
+            for k in ("seed", "threads", "device", "log_every", "checkpoint_every", "save_predictions"):
                 train.pop(k, None)
         return json.dumps(cfg, sort_keys=True)
 
