@@ -18,6 +18,7 @@ from chronorec.layers.attention import (
     mean_weights,
 )
 from chronorec.layers.embedding import FeatureEmbedding
+from chronorec.layers.fused import gather_rows
 from chronorec.layers.mlp import MLP, Dice
 
 
@@ -125,3 +126,18 @@ def test_activation_unit_bf16_is_close_and_keeps_the_dtype() -> None:
     torch.testing.assert_close(fast, exact, rtol=0, atol=3e-2)
     fast.sum().backward()
     assert q.grad is not None and torch.isfinite(q.grad).all() and unit.first.weight.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("padding", [True, False])
+def test_gather_rows_equals_embedding_with_its_gradient(padding: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(9, 4, generator=g, requires_grad=True)
+    rows = torch.randint(0, 9, (6, 5), generator=g)
+    rows[0, :2] = 0
+    grad = torch.randn(6, 5, 4, generator=g)
+    (fast,) = torch.autograd.grad(gather_rows(w, rows, padding), w, grad)
+    (ref,) = torch.autograd.grad(torch.nn.functional.embedding(rows, w, padding_idx=0 if padding else None), w, grad)
+    assert torch.equal(fast, ref)  # same additions in the same order
+    assert (fast[0] == 0).all() == padding
+    with torch.no_grad():  # inference and export use the plain op
+        assert torch.equal(gather_rows(w, rows, padding), w[rows])

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from chronorec.layers.fused import use_fused
 from chronorec.layers.mlp import MLP, make_activation
 
 
@@ -104,28 +105,20 @@ def _softmax_pool(z: Tensor | None, q: Tensor | None, v: Tensor, mask: Tensor) -
     return attention_pool(a, v), a
 
 
-def _fused(*tensors: Tensor | None) -> bool:
-    """Use the autograd Function only when a gradient is wanted and no exporter is tracing
-    (TorchScript/ONNX cannot record a Python Function; inference needs no saved tensors)."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or not torch.is_grad_enabled():
-        return False
-    return any(t is not None and t.requires_grad for t in tensors)
-
-
 def dot_attention_pool(query: Tensor, keys: Tensor, mask: Tensor) -> Tensor:
     """TIN's pooled interest ``sum_i softmax_i(<q, k_i> / sqrt(D)) k_i`` with a fused backward.
 
     Equal to ``attention_pool(masked_softmax(dot_attention_logits(q, k), mask), k)`` up to float
     rounding. ``query [B, D], keys [B, L, D], mask [B, L] -> [B, D]``.
     """
-    if _fused(query, keys):
+    if use_fused(query, keys):
         return _SoftmaxPool.apply(None, query, keys, mask)
     return _softmax_pool(None, query, keys, mask)[0]
 
 
 def softmax_pool(logits: Tensor, values: Tensor, mask: Tensor) -> Tensor:
     """``attention_pool(masked_softmax(logits, mask), values)`` with a fused backward. ``-> [B, D]``"""
-    if _fused(logits, values):
+    if use_fused(logits, values):
         return _SoftmaxPool.apply(logits, None, values, mask)
     return _softmax_pool(logits, None, values, mask)[0]
 

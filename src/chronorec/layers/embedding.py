@@ -34,11 +34,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import PAD, DatasetSchema
+from chronorec.layers.fused import gather_rows
 
 
 class FeatureEmbedding(nn.Module):
@@ -78,7 +78,7 @@ class FeatureEmbedding(nn.Module):
         ids = torch.stack([item, *(side[f] for f in self.fields[1:])], dim=-1)  # [*S, F]
         keep = ids != PAD if mask is None else (ids != PAD) & mask.unsqueeze(-1)  # [*S, F]
         rows = torch.where(keep, ids + self.offsets, 0)  # [*S, F]; 0 = the zero row
-        out = F.embedding(rows, self.weight, padding_idx=0)  # [*S, F, dim]
+        out = gather_rows(self.weight, rows)  # [*S, F, dim]
         return out.flatten(-2)  # [*S, D]
 
     def project_history(self, batch: Batch, weight: Tensor) -> Tensor:
@@ -98,8 +98,8 @@ class FeatureEmbedding(nn.Module):
         sizes = torch.tensor(self.sizes, device=ids.device)
         parts = (uniq.unsqueeze(-1) // torch.tensor(self.radix, device=ids.device)) % sizes  # [U, F]
         rows = torch.where(parts != PAD, parts + self.offsets, 0)  # [U, F]
-        proj = F.embedding(rows, self.weight, padding_idx=0).flatten(-2) @ weight.T  # [U, H]
-        return F.embedding(inverse, proj)  # [B, L, H]
+        proj = gather_rows(self.weight, rows).flatten(-2) @ weight.T  # [U, H]
+        return gather_rows(proj, inverse, padding=False)  # [B, L, H]
 
     def history(self, batch: Batch) -> Tensor:
         """Behavior embeddings; padded positions read the zero row whatever their ids. ``-> [B, L, D]``"""

@@ -21,6 +21,7 @@ Example::
 
     >>> from chronorec.data.batch import synthetic_batch
     >>> from chronorec.data.schema import DatasetSchema
+from chronorec.layers.fused import gather_rows
     >>> schema = DatasetSchema(name="t", protocol="ctr-leave-one-out", task="ctr", n_users=10,
     ...     n_items=48, n_events=100, vocab_sizes={"item": 50}, max_history_len=5,
     ...     bin_edges={"interval": [3600.0, 86400.0]})
@@ -40,6 +41,7 @@ from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
+from chronorec.layers.fused import gather_rows
 
 TemporalKind = Literal["none", "ttep", "ttet", "coe", "calendar"]
 
@@ -159,7 +161,7 @@ class _IndexTemporal(TemporalEncoding):
         return torch.where(batch.mask, self.indices(batch) + 1, 0)  # [B, L]; 0 = the zero row
 
     def history(self, batch: Batch) -> Tensor:
-        return self.table(self._rows(batch))  # [B, L, D]
+        return gather_rows(self.table.weight, self._rows(batch))  # [B, L, D]; = self.table(rows)
 
     def target(self, batch: Batch) -> Tensor:
         return self.table.weight[1].expand(*batch.target_item.shape, self.dim)  # [B, D]: the origin p[0]
