@@ -9,6 +9,7 @@ from sklearn.metrics import mutual_info_score
 
 from chronorec.analysis import ctc
 from chronorec.analysis.prepared import PreparedArrays
+from chronorec.data.schema import PAD, UNK
 
 
 def test_position_matrix_reads_backwards_from_hist_end() -> None:
@@ -101,3 +102,16 @@ def test_planted_pattern_is_recovered(planted_dir: Path) -> None:
     for k, t in enumerate(targets.tolist()):
         top_other = other.filter((pl.col("target_category") == t) & (pl.col("position") <= 3))["mi"].max()
         assert same[k, :3].min() > top_other
+
+
+def test_unknown_category_is_neither_a_target_nor_a_history_category() -> None:
+    tcat, pos_cat, label = _random_case(seed=3)
+    rng = np.random.default_rng(3)
+    tcat = np.where(rng.random(tcat.shape) < 0.3, UNK, tcat)
+    unk_hist = np.where(rng.random(pos_cat.shape) < 0.3, UNK, pos_cat)
+    targets = ctc.select_targets(tcat, None, 1)
+    assert UNK not in targets.tolist() and targets.size == 3
+    with_unk = ctc.ctc_table(tcat, label, unk_hist, targets, 8)
+    as_padding = ctc.ctc_table(tcat, label, np.where(unk_hist == UNK, PAD, unk_hist), targets, 8)
+    assert with_unk.equals(as_padding)
+    assert UNK not in with_unk["category"].to_list()

@@ -40,7 +40,7 @@ from chronorec.analysis.ctc import (
 from chronorec.analysis.learned import LearnedOn, learned_table, learned_values, predict_scores
 from chronorec.analysis.prepared import PreparedArrays
 from chronorec.analysis.runs import RunRef, load_model
-from chronorec.data.schema import DatasetSchema
+from chronorec.data.schema import UNK, DatasetSchema
 from chronorec.errors import ChronorecError, warn
 
 
@@ -214,7 +214,7 @@ def _figures(out: Path, data: PreparedArrays, samples: Any, opt: CorrelationOpti
     P = opt.n_positions
 
     def label(c: int) -> str:
-        return names.get(int(c), str(int(c)))
+        return "unknown" if int(c) == UNK else names.get(int(c), str(int(c)))
 
     gt = dense_grid(ctc, "mi", heat_target, rows, P)
     target_row = int(np.flatnonzero(rows == heat_target)[0])

@@ -8,6 +8,8 @@ TIN paper (Zhou et al., WWW'24 Companion), §2.1, Definition 1 / Eq. (1)::
 with position ``p = 1`` the most recent behavior (TTE-P numbering, §3.1.1). Following
 ``design/METHODS.md`` §1 every labelled sample of the chosen splits counts, positives and
 negatives alike (the paper's Amazon negatives replace the target by a random item, footnote 1).
+The unknown category (UNK: items the source gives no category) is not a category: it is never a
+target category, and an UNK behavior is "no behavior of category c" for every c.
 
 Everything is vectorised: the ``[N, P]`` matrix of categories at positions ``1..P`` is one index
 gather from the events column (row ``hist_end - p``), and the 2×2 contingency table of every
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from chronorec.data.schema import PAD
+from chronorec.data.schema import FIRST_ID, PAD
 
 # above this many combined keys, count with a sort (np.unique) instead of a dense bincount
 _DENSE_KEY_LIMIT = 50_000_000
@@ -39,8 +41,11 @@ def position_matrix(event_values: np.ndarray, hist_start: np.ndarray, hist_end: 
 
 def select_targets(target_cat: np.ndarray, top_k: int | None, min_samples: int) -> np.ndarray:
     """Target categories ordered by number of samples (desc, ties by id), keeping those with at
-    least ``min_samples`` samples and at most ``top_k`` of them (the paper's top-200, App. A.2)."""
-    cats, counts = np.unique(target_cat[target_cat != PAD], return_counts=True)
+    least ``min_samples`` samples and at most ``top_k`` of them (the paper's top-200, App. A.2).
+
+    The unknown category (UNK, an item without a category in the source) is not a category and is
+    never selected."""
+    cats, counts = np.unique(target_cat[target_cat >= FIRST_ID], return_counts=True)
     order = np.lexsort((cats, -counts))
     cats, counts = cats[order], counts[order]
     cats = cats[counts >= min_samples]
@@ -70,11 +75,12 @@ def cell_sums(keys: np.ndarray, space: int, weights: np.ndarray | None = None
 
 
 def cell_keys(tidx: np.ndarray, pos_cat: np.ndarray, n_categories: int) -> tuple[np.ndarray, np.ndarray]:
-    """Combined ``(t, c, p)`` keys of every real behavior at positions 1..P: ``(keys, valid)``
-    where ``keys[valid]`` are the keys of the behaviors (``valid = [N, P]`` real behavior mask)."""
+    """Combined ``(t, c, p)`` keys of every behavior at positions 1..P: ``(keys, valid)`` where
+    ``keys[valid]`` are the keys of the behaviors with a known category of a selected target
+    (``valid = [N, P]``; padding and UNK-category behaviors count as "no category c" for every c)."""
     P = pos_cat.shape[1]
     keys = (tidx[:, None] * n_categories + pos_cat) * P + np.arange(P)[None, :]  # [N, P]
-    valid = (pos_cat != PAD) & (tidx[:, None] >= 0)
+    valid = (pos_cat >= FIRST_ID) & (tidx[:, None] >= 0)
     return keys, valid
 
 
@@ -177,7 +183,7 @@ def lookup_cells(table: pl.DataFrame, value: str, target_cat: np.ndarray, pos_ca
     q = (target_cat[:, None].astype(np.int64) * n_categories + pos_cat) * P + np.arange(P)[None, :]
     at = _index_of(key_tab, q.reshape(-1)).reshape(q.shape)  # [N, P]
     vals = table[value].to_numpy().astype(np.float64)
-    return np.where((at >= 0) & (pos_cat != PAD), vals[np.maximum(at, 0)], fill)
+    return np.where((at >= 0) & (pos_cat >= FIRST_ID), vals[np.maximum(at, 0)], fill)
 
 
 def _index_of(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:

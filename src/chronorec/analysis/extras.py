@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from chronorec.analysis.prepared import Samples
-from chronorec.data.schema import PAD
+from chronorec.data.schema import FIRST_ID
 from chronorec.metrics.ctr import gauc
 
 DEFAULT_LENGTH_EDGES = (1, 5, 10, 15, 20)  # the TIN paper's Table 3 buckets: [1,5) ... [20, max]
@@ -40,7 +40,7 @@ def heatmap_rows(target: int, target_cat: np.ndarray, pos_cat: np.ndarray, n_row
     """The ``n_rows`` most frequent history categories (positions 1..P) among samples of ``target``,
     always including ``target`` itself (the paper's Fig. 1 shows the top-5 categories)."""
     cats = pos_cat[target_cat == target]
-    cats = cats[cats != PAD]
+    cats = cats[cats >= FIRST_ID]
     uniq, counts = np.unique(cats, return_counts=True)
     top = uniq[np.lexsort((uniq, -counts))][:n_rows]
     if target not in top:
