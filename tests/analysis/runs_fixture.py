@@ -37,4 +37,15 @@ def write_runs(root: Path, data: Path) -> Path:
         lines = [{"epoch": e, "step": 10 * e, "split": "valid", "metrics": {"gauc": gauc - 0.02 / e}}
                  for e in (1, 2)]
         (d / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    # a PIN-style run: its own checkpoint path in the config and a nested backbone run folder;
+    # two seeds finished, one still running (no metrics yet)
+    for seed in (0, 1, 2):
+        d = root / "tin-pin" / f"2026-s{seed}"
+        (d / "backbone").mkdir(parents=True)
+        cfg = _config("tin-pin", "tin", data, seed) | {
+            "longtail": {"strategy": "pin", "init_from": f"{d}/backbone/checkpoints/best.pt"}}
+        (d / "config.json").write_text(json.dumps(cfg))
+        (d / "backbone" / "config.json").write_text(json.dumps(_config("tin-pin", "tin", data, seed)))
+        if seed < 2:
+            (d / "metrics.json").write_text(json.dumps(_metrics(0.75 + 0.01 * seed)))
     return root

@@ -23,7 +23,8 @@ def report(planted_dir: Path, analysis: tuple[Path, dict], tmp_path_factory: pyt
 def test_runs_are_grouped_by_config_minus_seed(report: tuple[Path, Path, Path]) -> None:
     groups = group_runs(find_runs([report[2]]))
     assert sorted((g.label, sorted(g.seeds)) for g in groups) == [
-        ("din #1", [0, 1]), ("din #2", [0]), ("tin", [0, 1, 2])]
+        ("din #1", [0, 1]), ("din #2", [0]), ("tin", [0, 1, 2]), ("tin-pin", [0, 1, 2])]
+    assert all(r.path.name != "backbone" for g in groups for r in g.runs)  # nested phases belong to their run
 
 
 def test_html_has_metric_table_with_mean_and_std(report: tuple[Path, Path, Path]) -> None:
@@ -34,6 +35,7 @@ def test_html_has_metric_table_with_mean_and_std(report: tuple[Path, Path, Path]
     assert cells[:4] == ["tin", "tin", "3 (0, 1, 2)", "0.7200 ± 0.0200"]
     assert "<td class=\"num\">0.6550 ± 0.0071</td>" in html  # din #1: mean 0.655, std 0.00707
     assert "0.6000</td>" in html  # a single run: no std
+    assert "<td>3 (0, 1, 2), 1 unfinished</td><td class=\"num\">0.7550 ± 0.0071</td>" in html
     assert re.search(r"<td>tin</td><td>head</td><td[^>]*>40</td><td[^>]*>0.7300 ± 0.0200</td>", html)
 
 

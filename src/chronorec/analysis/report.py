@@ -98,7 +98,9 @@ def metrics_table(groups: list[RunGroup]) -> Table:
     rows = []
     for g in groups:
         seeds = ", ".join("?" if s is None else str(s) for s in g.seeds)
-        row = [g.label, g.runs[0].model_name, f"{len(g.runs)} ({seeds})"]
+        unfinished = sum(1 for r in g.runs if not r.metrics.get("test"))
+        runs = f"{len(g.runs)} ({seeds})" + (f", {unfinished} unfinished" if unfinished else "")
+        row = [g.label, g.runs[0].model_name, runs]
         row += [fmt_mean_std([(r.metrics.get("test") or {}).get(m) for r in g.runs]) for m in test]
         row += [fmt_mean_std([(r.metrics.get("valid") or {}).get(m) for r in g.runs]) for m in valid]
         rows.append(row)

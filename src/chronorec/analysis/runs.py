@@ -77,7 +77,9 @@ class RunRef:
     def group_key(self) -> str:
         """The config minus seed, run identity and settings that do not change results (threads,
         device, logging, checkpoint cadence): runs with equal keys are seeds of one setting."""
-        cfg = json.loads(json.dumps(self.config))
+        # paths inside the run's own folder (PIN's init_from checkpoint) differ per run, not per setting
+        text = json.dumps(self.config).replace(self.path.name, "<run>") if self.path.name else json.dumps(self.config)
+        cfg = json.loads(text)
         for k in ("seed", "run_id", "id", "created_at", "started_at", "finished_at", "out", "out_dir"):
             cfg.pop(k, None)
         train = cfg.get("train")
@@ -98,13 +100,17 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def find_runs(paths: list[Path]) -> list[RunRef]:
-    """Run folders named directly or found below the given folders (any depth), with unique labels."""
+    """Run folders named directly or found below the given folders (any depth, not inside another
+    run folder), with unique labels."""
     dirs: list[Path] = []
     for p in paths:
         if (p / "config.json").is_file():
             dirs.append(p)
         elif p.is_dir():
-            dirs.extend(sorted(c.parent for c in p.rglob("config.json") if c.parent != p))
+            found = sorted(c.parent for c in p.rglob("config.json") if c.parent != p)
+            # a run folder nested in another (PIN's backbone phase) belongs to its parent run
+            found_set = set(found)
+            dirs.extend(d for d in found if not any(a in found_set for a in d.parents))
         else:
             raise ChronorecError(f"run folder not found: {p}")
     seen: set[Path] = set()
