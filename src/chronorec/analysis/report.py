@@ -148,7 +148,7 @@ def dataset_rows(path: Path) -> list[list[str]]:
          + (f" (thresholds {schema.groups.thresholds})" if schema.groups.thresholds else "")],
     ]
     if edges:
-        rows.append(["TTE-T interval bin edges (days)", ", ".join(f"{e / 86400:.3g}" for e in edges)])
+        rows.append(["TTE-T interval bin edges (days)", ", ".join(f"{e / 86400:.4g}" for e in edges)])
     return rows
 
 
@@ -171,8 +171,8 @@ def _curves_figure(groups: list[RunGroup], work: Path) -> Path | None:
                 val = (rec.get("metrics") or {}).get(metric)
                 if rec.get("split") == "valid" and isinstance(val, int | float):
                     series.setdefault(g.label, {}).setdefault(int(rec.get("epoch", 0)), []).append(float(val))
-    if not series:
-        return None
+    if not series or max(len(s) for s in series.values()) < 2:
+        return None  # no curve to draw from single evaluations
     curves = {k: {e: float(np.mean(v)) for e, v in sorted(s.items())} for k, s in series.items()}
     return plots.training_curves(curves, metric, work / "training_curves.png")
 
