@@ -40,7 +40,7 @@ from chronorec.analysis.ctc import (
 from chronorec.analysis.learned import LearnedOn, learned_table, learned_values, predict_scores
 from chronorec.analysis.prepared import PreparedArrays
 from chronorec.analysis.runs import RunRef, load_model
-from chronorec.data.schema import UNK, DatasetSchema
+from chronorec.data.schema import FIRST_ID, UNK, DatasetSchema
 from chronorec.errors import ChronorecError, warn
 
 
@@ -234,7 +234,7 @@ def _figures(out: Path, data: PreparedArrays, samples: Any, opt: CorrelationOpti
                 "title": f"sample {k + 1}: target category {label(tcat[i])}, label {int(samples.label[i])}",
                 "labels": [label(c) if c else "–" for c in cats],
                 "same": (cats == tcat[i]).tolist(),
-                "gt": np.where(cats != 0, gt_ex[k], np.nan),
+                "gt": np.where(cats >= FIRST_ID, gt_ex[k], np.nan),  # no CTC cell for unknown categories
                 "learned": {m: v[k] for m, v in example_values.items()},
             })
         plots.sequences(exs, out / "fig7_sequences.png")
