@@ -85,9 +85,12 @@ class _SoftmaxPool(torch.autograd.Function):
     def backward(ctx: Any, du: Tensor) -> tuple[Tensor | None, ...]:
         q, v, a = ctx.saved_tensors
         du = du.to(v.dtype)  # under autocast the forward's bmm returned a lower precision
-        da = (v * du.unsqueeze(1)).sum(-1)  # [B, L]
+        # one [B, L, D] buffer serves as the v * du temporary, then as dv: every fresh buffer
+        # this size costs page faults with glibc's default malloc (a third of TIN's step)
+        dv = torch.mul(v, du.unsqueeze(1))  # [B, L, D]
+        da = dv.sum(-1)  # [B, L]
         dz = a * (da - (a * da).sum(-1, keepdim=True))  # [B, L]; 0 at padding (a = 0 there)
-        dv = a.unsqueeze(-1) * du.unsqueeze(1)  # [B, L, D]
+        torch.mul(a.unsqueeze(-1), du.unsqueeze(1), out=dv)  # [B, L, D]
         if q is None:
             return dz, None, dv, None
         dz = dz * ctx.scale

@@ -8,6 +8,11 @@ A CTR model here is an *interest encoder* over ``(e~ [B, L, D], v~ [B, D])`` plu
 
 Presets (``tin_wo_tte``, ``din_prime``, ...) are the same class registered again with a config
 subclass whose defaults differ (:func:`config_preset`), so there is no copied model code.
+
+Serving scores many candidates after ONE history (``/score``). :meth:`CTRBase.score_shared_history`
+is that entry point: by default the regular forward; models whose encoder can read the history once
+(TIN, DIN) override it using :meth:`CTRBase.encode_shared`, and must equal the forward up to float
+rounding (``tests/models/test_ctr_shared.py``).
 """
 
 from __future__ import annotations

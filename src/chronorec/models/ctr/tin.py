@@ -14,6 +14,11 @@ Equations (notation of ``design/METHODS.md`` §1)::
 Ablations (registered names): ``tin_wo_tte`` (no p), ``tin_wo_ta`` (masked mean), ``tin_wo_tr``
 (no product term); temporal-encoding variants ``tin_ttet``, ``tin_coe``, ``tin_calendar``.
 
+Training pools with :func:`~chronorec.layers.attention.dot_attention_pool` (one fused backward
+for logits, softmax and pooling); serving scores C candidates after one history with
+``score_shared_history``: the history is embedded and encoded once (``[L, D]``) and the logits
+of all candidates are one ``[C, D] x [D, L]`` GEMM.
+
 ``explain`` follows Table 2 of the paper: ``attn_logit = z_i`` (None without TA) and
 ``rep_norm = ||e~_i * v~_T||_2`` with TR, ``||e~_i||_2`` without it.
 
