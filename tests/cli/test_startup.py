@@ -24,3 +24,13 @@ def test_user_omp_setting_wins() -> None:
     env = {**__import__("os").environ, "OMP_WAIT_POLICY": "ACTIVE"}
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["False", "ACTIVE"]
+
+
+def test_usage_errors_are_short_messages_not_tracebacks() -> None:
+    """An unknown option or an out-of-range value is click's usage message with exit 2 (typer >= 0.29
+    vendors click, so catching ``click.ClickException`` alone let these escape as tracebacks)."""
+    for args in (["prepare", "--no-such-flag"], ["train", "--epochs", "0"]):
+        out = subprocess.run([sys.executable, "-m", "chronorec", *args], capture_output=True, text=True)
+        assert out.returncode == 2, out.stderr
+        assert "Traceback" not in out.stderr
+        assert "Error:" in out.stderr

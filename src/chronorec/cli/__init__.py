@@ -51,10 +51,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as err:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
+    except Exception as err:  # usage errors (unknown option, bad value) carry their own exit codes
+        if _is_usage_error(err):
+            err.show()  # type: ignore[attr-defined]
+            sys.exit(err.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+def _is_usage_error(err: Exception) -> bool:
+    """Click's exceptions: typer >= 0.29 vendors click as ``typer._click``, older typer uses click."""
+    classes: list[type] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            classes.append(importlib.import_module(module).ClickException)
+        except ImportError:
+            pass
+    return isinstance(err, tuple(classes))
