@@ -89,7 +89,7 @@ def interval_sample(
     max_pairs: int = EXACT_PAIR_LIMIT,
     sample_size: int = SAMPLE_PAIRS,
     seed: int = 0,
-    chunk: int = 4_000_000,
+    chunk: int = 1_000_000,
 ) -> np.ndarray:
     """``target_ts - event_ts[j]`` over every (sample, history row j) pair, or a uniform sample.
 
