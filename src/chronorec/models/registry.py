@@ -34,12 +34,18 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _MODEL_PACKAGES = ("chronorec.models.ctr", "chronorec.models.nextitem")
 
 
-def register_model(name: str, *, config: type[BaseModel]) -> Callable[[type[nn.Module]], type[nn.Module]]:
+def register_model(
+    name: str, *, config: type[BaseModel], summary: str | None = None
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Register ``cls`` under ``name``; ``summary`` (default: the class docstring's first line) is
+    what ``chronorec models`` prints, so presets of one class can say how they differ."""
+
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"model name {name!r} registered twice")
         doc = (cls.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = ModelEntry(name, cls, config, getattr(cls, "task", "ctr"), doc[0] if doc else "")
+        line = summary or (doc[0] if doc else "")
+        _REGISTRY[name] = ModelEntry(name, cls, config, getattr(cls, "task", "ctr"), line)
         return cls
 
     return deco

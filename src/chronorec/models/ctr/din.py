@@ -105,4 +105,8 @@ class DIN(CTRBase):
 
 
 register_model("din", config=DINConfig)(DIN)
-register_model("din_prime", config=config_preset(DINConfig, "DINPrimeConfig", product=False))(DIN)
+register_model(
+    "din_prime",
+    config=config_preset(DINConfig, "DINPrimeConfig", product=False),
+    summary="DIN': DIN without the target-behavior product in its representation.",
+)(DIN)

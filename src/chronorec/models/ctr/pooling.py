@@ -50,5 +50,11 @@ class AvgPool(CTRBase):
         return explanation(batch.mask, None, rep)
 
 
-register_model("avgpool_product", config=AvgPoolConfig)(AvgPool)
-register_model("avgpool_concat", config=config_preset(AvgPoolConfig, "AvgPoolConcatConfig", product=False))(AvgPool)
+register_model(
+    "avgpool_product", config=AvgPoolConfig, summary="AvgPool&Product: mean of behaviors, concatenated with the target and their product."
+)(AvgPool)
+register_model(
+    "avgpool_concat",
+    config=config_preset(AvgPoolConfig, "AvgPoolConcatConfig", product=False),
+    summary="AvgPool&Concat: mean of behaviors concatenated with the target (Table 1's reference row).",
+)(AvgPool)

@@ -68,7 +68,13 @@ class SelfAttentionCTR(CTRBase):
         return explanation(batch.mask, None, x * v.unsqueeze(1))
 
 
-register_model("sasrec_ctr", config=SelfAttentionCTRConfig)(SelfAttentionCTR)
 register_model(
-    "bert4rec_ctr", config=config_preset(SelfAttentionCTRConfig, "BERT4RecCTRConfig", causal=False, pool="mean")
+    "sasrec_ctr",
+    config=SelfAttentionCTRConfig,
+    summary="SASRec (CTR form): causal self-attention over behaviors; the last output meets the target.",
+)(SelfAttentionCTR)
+register_model(
+    "bert4rec_ctr",
+    config=config_preset(SelfAttentionCTRConfig, "BERT4RecCTRConfig", causal=False, pool="mean"),
+    summary="BERT4Rec (CTR form): bidirectional self-attention over behaviors, mean-pooled, meets the target.",
 )(SelfAttentionCTR)

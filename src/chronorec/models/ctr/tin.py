@@ -118,9 +118,14 @@ class TIN(CTRBase):
 
 
 register_model("tin", config=TINConfig)(TIN)
-register_model("tin_wo_tte", config=config_preset(TINConfig, "TINwoTTEConfig", temporal="none"))(TIN)
-register_model("tin_wo_ta", config=config_preset(TINConfig, "TINwoTAConfig", attention="mean"))(TIN)
-register_model("tin_wo_tr", config=config_preset(TINConfig, "TINwoTRConfig", representation="none"))(TIN)
-register_model("tin_ttet", config=config_preset(TINConfig, "TINTTETConfig", temporal="ttet"))(TIN)
-register_model("tin_coe", config=config_preset(TINConfig, "TINCOEConfig", temporal="coe"))(TIN)
-register_model("tin_calendar", config=config_preset(TINConfig, "TINCalendarConfig", temporal="calendar"))(TIN)
+_PRESETS = {  # name: (config defaults, what `chronorec models` says)
+    "tin_wo_tte": ({"temporal": "none"}, "TIN w/o TTE: no temporal encoding (ablation)."),
+    "tin_wo_ta": ({"attention": "mean"}, "TIN w/o TA: masked mean instead of target-aware attention (ablation)."),
+    "tin_wo_tr": ({"representation": "none"}, "TIN w/o TR: behaviors without the target product (ablation)."),
+    "tin_ttet": ({"temporal": "ttet"}, "TIN with TTE-T: target-aware encoding of the interval in time-bins."),
+    "tin_coe": ({"temporal": "coe"}, "TIN with COE: ordinary position encoding, not target-aware (Table 3/4)."),
+    "tin_calendar": ({"temporal": "calendar"}, "TIN with calendar encoding: hour/weekday/month of each behavior."),
+}
+for _name, (_defaults, _summary) in _PRESETS.items():
+    _cfg = config_preset(TINConfig, f"TINConfig_{_name}", **_defaults)
+    register_model(_name, config=_cfg, summary=_summary)(TIN)
