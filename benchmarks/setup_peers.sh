@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Create the peer-library venvs under benchmarks/.venvs/ (git-ignored): recbole, deepctr, rechub.
+# Create the peer-library venvs under benchmarks/.venvs/ (git-ignored): recbole, deepctr, rechub,
+# fuxictr.
 # Idempotent: a venv is (re)installed only when its pin list changed or its import check fails.
-#   bash benchmarks/setup_peers.sh            # all three
-#   bash benchmarks/setup_peers.sh recbole    # just one (recbole | deepctr | rechub)
+#   bash benchmarks/setup_peers.sh            # all four
+#   bash benchmarks/setup_peers.sh recbole    # just one (recbole | deepctr | rechub | fuxictr)
 # Environment: PYTHON (default python3.11), PEER_VENVS (default benchmarks/.venvs).
 # torch is always pinned to 2.13.0: the CPU wheel pip finds locally; any looser spec lets pip
 # fetch a multi-GB CUDA build. Why each other pin is there: docs/benchmarks.md.
@@ -60,6 +61,21 @@ from torch_rechub.basic.features import SparseFeature, SequenceFeature
 from torch_rechub.utils.data import DataGenerator
 print("torch-rechub", torch_rechub.__version__, "numpy", numpy.__version__, "torch", torch.__version__)'
 
+FUXICTR_PINS=(
+  "fuxictr==2.3.10"    # the compared version; its wheel also ships model_zoo/ (LongCTR DIN)
+  "torch==2.13.0"      # fuxictr does not declare torch at all
+  "pyarrow"            # Parquet reading in benchmarks/peers/ctrdata.py (fuxictr needs it too)
+)
+FUXICTR_CHECK='
+import fuxictr, ray, torch, numpy, pandas, polars, pyarrow, sklearn
+from fuxictr.features import FeatureMap
+from fuxictr.pytorch.models import BaseModel
+from fuxictr.pytorch.layers import DIN_Attention
+from model_zoo.LongCTR.DIN import DIN
+from model_zoo.LongCTR.longctr_dataloader import ParquetDataset, BatchCollator
+print("fuxictr", fuxictr.__version__, "ray", ray.__version__, "numpy", numpy.__version__,
+      "pandas", pandas.__version__, "torch", torch.__version__)'
+
 # --- machinery ---------------------------------------------------------------------------------
 make_venv() {  # make_venv NAME CHECK PIN...
   local name=$1 check=$2; shift 2
@@ -84,12 +100,13 @@ command -v "$PYTHON" >/dev/null || { echo "need $PYTHON (Python 3.11)" >&2; exit
 mkdir -p "$VENVS"
 
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(recbole deepctr rechub)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(recbole deepctr rechub fuxictr)
 for t in "${TARGETS[@]}"; do
   case $t in
     recbole) make_venv recbole "$RECBOLE_CHECK" "${RECBOLE_PINS[@]}" ;;
     deepctr) make_venv deepctr "$DEEPCTR_CHECK" "${DEEPCTR_PINS[@]}" ;;
     rechub)  make_venv rechub "$RECHUB_CHECK" "${RECHUB_PINS[@]}" ;;
-    *) echo "unknown venv $t (recbole | deepctr | rechub)" >&2; exit 2 ;;
+    fuxictr) make_venv fuxictr "$FUXICTR_CHECK" "${FUXICTR_PINS[@]}" ;;
+    *) echo "unknown venv $t (recbole | deepctr | rechub | fuxictr)" >&2; exit 2 ;;
   esac
 done

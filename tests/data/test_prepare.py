@@ -270,3 +270,17 @@ def test_planted_pattern_is_visible(tiny_ctr_dataset: Path, synthetic_data: Sour
     match = imp.filter(pl.col("last_cat") == pl.col("category"))["label"].mean()
     other = imp.filter(pl.col("last_cat") != pl.col("category"))["label"].mean()
     assert match > other + 0.1
+
+
+def test_equal_frequency_edges_match_numpy_inverted_cdf() -> None:
+    """The partition-based edges equal ``np.quantile(..., method="inverted_cdf")`` (deduplicated),
+    in place or on a copy, including ties, tiny arrays and more bins than values."""
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        n, bins = int(rng.integers(1, 200)), int(rng.integers(2, 15))
+        values = rng.integers(0, int(rng.integers(1, 40)), n)
+        expected = [float(e) for e in np.unique(np.quantile(values, np.arange(1, bins) / bins, method="inverted_cdf"))]
+        kept = values.copy()
+        assert equal_frequency_edges(values, bins) == expected
+        np.testing.assert_array_equal(values, kept)  # overwrite=False leaves the input alone
+        assert equal_frequency_edges(values, bins, overwrite=True) == expected

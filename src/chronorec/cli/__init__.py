@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # costs no measurable time here. Read when polars is first imported; a user's setting wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
+import contextlib
 import importlib
 import pkgutil
 import sys
@@ -66,8 +67,6 @@ def _is_usage_error(err: Exception) -> bool:
     """Click's exceptions: typer >= 0.29 vendors click as ``typer._click``, older typer uses click."""
     classes: list[type] = []
     for module in ("typer._click.exceptions", "click.exceptions"):
-        try:
+        with contextlib.suppress(ImportError):
             classes.append(importlib.import_module(module).ClickException)
-        except ImportError:
-            pass
     return isinstance(err, tuple(classes))

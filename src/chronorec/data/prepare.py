@@ -284,7 +284,7 @@ def prepare(
         seed=opts.seed,
     )
     bin_edges = {
-        "interval": equal_frequency_edges(intervals, opts.n_bins),
+        "interval": equal_frequency_edges(intervals, opts.n_bins, overwrite=True),
         "gap": equal_frequency_edges(gap[in_train & (gap >= 0)], opts.n_bins),
     }
     group, spec = activity_groups(

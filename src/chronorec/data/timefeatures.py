@@ -64,14 +64,23 @@ def event_gaps(ts: np.ndarray, user: np.ndarray) -> np.ndarray:
     return gap
 
 
-def equal_frequency_edges(values: np.ndarray, n_bins: int) -> list[float]:
-    """``n_bins - 1`` interior quantile edges of ``values`` (observed values), duplicates dropped."""
+def equal_frequency_edges(values: np.ndarray, n_bins: int, *, overwrite: bool = False) -> list[float]:
+    """``n_bins - 1`` interior quantile edges of ``values`` (observed values), duplicates dropped.
+
+    The ``inverted_cdf`` quantiles (``np.quantile(values, q, method="inverted_cdf")``): the value at
+    sorted position ``ceil(n q) - 1``. ``overwrite=True`` lets it reorder ``values`` in place
+    instead of partitioning a copy (the interval pairs of a large dataset are the biggest array
+    ``prepare`` holds).
+    """
     values = np.asarray(values)
     if values.size == 0 or n_bins < 2:
         return []
-    qs = np.arange(1, n_bins) / n_bins
-    edges = np.quantile(values, qs, method="inverted_cdf")
-    return [float(e) for e in np.unique(edges)]
+    n = values.size
+    idx = np.ceil(n * np.arange(1, n_bins) / n_bins).astype(np.int64) - 1  # [n_bins - 1]
+    idx = np.unique(np.clip(idx, 0, n - 1))
+    part = values if overwrite else values.copy()
+    part.partition(idx)
+    return [float(e) for e in np.unique(part[idx])]
 
 
 def bucketize(values: np.ndarray, edges: list[float] | np.ndarray) -> np.ndarray:
@@ -89,7 +98,7 @@ def interval_sample(
     max_pairs: int = EXACT_PAIR_LIMIT,
     sample_size: int = SAMPLE_PAIRS,
     seed: int = 0,
-    chunk: int = 1_000_000,
+    chunk: int = 1 << 18,
 ) -> np.ndarray:
     """``target_ts - event_ts[j]`` over every (sample, history row j) pair, or a uniform sample.
 
@@ -112,7 +121,10 @@ def interval_sample(
         sample = np.searchsorted(cum, pair, side="right")
         rows = hist_start[sample] + pair - (cum[sample] - lengths[sample])
         return target_ts[sample] - event_ts[rows]
-    out = np.empty(total, dtype=np.int64)
+    # int32 when every interval fits (a time span under 68 years): half the memory of the pairs
+    span = int(event_ts.max()) - int(event_ts.min()) if event_ts.size else 0
+    fits = span < np.iinfo(np.int32).max and int(target_ts.max()) - int(event_ts.min()) < np.iinfo(np.int32).max
+    out = np.empty(total, dtype=np.int32 if fits else np.int64)
     cuts = np.unique(np.concatenate([[0], np.searchsorted(cum, np.arange(chunk, total, chunk)), [cum.size]]))
     for lo, hi in itertools.pairwise(cuts):
         n = lengths[lo:hi]
