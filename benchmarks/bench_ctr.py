@@ -1,4 +1,4 @@
-"""CTR training: chronorec DIN beside DeepCTR-Torch 0.3.0 and torch-rechub 0.9.0 DIN, one run.
+"""CTR training: chronorec DIN beside DeepCTR-Torch 0.3.0, torch-rechub 0.9.0 and FuxiCTR 2.3.10 DIN.
 
 Steps (one after another, same threads, load recorded before each child):
 
@@ -11,7 +11,8 @@ Steps (one after another, same threads, load recorded before each child):
    (it is reported, flagged as such).
 3. ``chronorec train --model din`` (defaults: 64-d item + category embeddings, attention MLP 80-40
    sigmoid, head 80-40 sigmoid, Adam 1e-3) with batch 1024, length bucketing, ``--epochs``.
-4. ``peers/deepctr_din.py`` and ``peers/rechub_din.py`` on the export with the same set-up.
+4. ``peers/deepctr_din.py``, ``peers/rechub_din.py`` and ``peers/fuxictr_din.py`` on the export with
+   the same set-up (one run, one after another).
 
 Per library: training samples/s (training rows x epochs / training wall time, evaluation excluded),
 CPU s per 1k training samples (chronorec: child process CPU over the whole run, so it includes
@@ -40,7 +41,8 @@ from export_ctr import export
 
 CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"
 PEER_RUNNERS = {"deepctr-torch": ("deepctr", "deepctr_din.py", "--activation"),
-                "torch-rechub": ("rechub", "rechub_din.py", "--att-activation")}
+                "torch-rechub": ("rechub", "rechub_din.py", "--att-activation"),
+                "fuxictr": ("fuxictr", "fuxictr_din.py", "--activation")}
 COLUMNS = [
     ("library", "library"),
     ("train_rows", "train rows"),

@@ -72,3 +72,26 @@ def test_pin_on_next_item_model(tiny_nextitem_dataset: Path, tmp_path: Path) -> 
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["test"]["groups"]) == {"head", "tail"}
     assert isinstance(load_run(run).model, PluginModel)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_ctr_dataset", "tiny_nextitem_dataset"])
+def test_one_group_training_loads_only_that_groups_rows(fixture: str, request: pytest.FixtureRequest) -> None:
+    """head_only / tail_only filter rows in the loader: every training batch is all of one group,
+    and together the batches cover exactly that group's rows (samples, or windows of sequences)."""
+    from chronorec.data.dataset import PreparedDataset
+    from chronorec.train.build import make_loader, train_groups
+
+    path = request.getfixturevalue(fixture)
+    ds = PreparedDataset.open(path)
+    full = make_loader(ds, "train", batch_size=64, shuffle=True, seed=0, max_len=None)
+    for strategy, group in (("head_only", 0), ("tail_only", 1)):
+        cfg = run_config(path, "din" if "ctr" in fixture else "sasrec", parse_overrides([f"longtail.strategy={strategy}"]),
+                         seed=0, epochs=1, name=strategy)
+        assert train_groups(cfg, ds.schema) == [group]
+        loader = make_loader(ds, "train", batch_size=64, shuffle=True, seed=0, max_len=None, groups=[group])
+        seen = torch.cat([b.group for b in loader.iter_epoch(0)])
+        assert bool((seen == group).all())
+        expected = sum(int((b.group == group).sum()) for b in full.iter_epoch(0))
+        assert seen.numel() == expected > 0
+    joint = run_config(path, "din" if "ctr" in fixture else "sasrec", parse_overrides([]), seed=0, epochs=1, name="j")
+    assert train_groups(joint, ds.schema) is None

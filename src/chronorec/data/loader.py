@@ -162,6 +162,7 @@ class BatchLoader:
         world_size: int = 1,
         sequence: bool | None = None,
         window_stride: int | None = None,
+        groups: Sequence[int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ChronorecError(f"batch_size must be >= 1, got {batch_size}")
@@ -183,6 +184,13 @@ class BatchLoader:
         else:
             self.row_sample = np.arange(s["user"].size, dtype=np.int64)
             self.start, self.end, self.target_from = s["hist_start"], s["hist_end"], None
+        if groups is not None:  # only the rows of these activity groups (head-only / tail-only training)
+            keep = np.isin(ds.group_of_user[s["user"][self.row_sample]], np.asarray(list(groups), dtype=np.int64))
+            if not keep.any():
+                raise ChronorecError(f"split {split!r} has no rows of activity group(s) {list(groups)}")
+            self.row_sample, self.start, self.end = self.row_sample[keep], self.start[keep], self.end[keep]
+            if self.target_from is not None:
+                self.target_from = self.target_from[keep]
         self.lengths = np.minimum(self.end - self.start, self.max_len)
 
     @property

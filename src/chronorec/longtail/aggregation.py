@@ -17,7 +17,9 @@ Strategies (``LongtailConfig.strategy``):
 - ``reweight``   inverse-frequency re-weighting: every term weighted by ``1 / S(z)`` of its group,
                  normalised, so each group contributes equally regardless of P(z) — the classic
                  re-balancing baseline the paper compares against;
-- ``head_only`` / ``tail_only``  train on one group's terms only (evaluation still covers all).
+- ``head_only`` / ``tail_only``  train on one group's rows only: the training loader keeps just
+                 that group's rows (:func:`chronorec.train.build.train_groups`), and the zero
+                 weights here guard any other caller (evaluation still covers all groups).
 
 Groups absent from a batch are left out and the remaining weights renormalised, so the estimate
 stays unbiased in expectation over stratified batches. The task must offer ``row_losses`` (per-term

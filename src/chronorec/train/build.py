@@ -59,14 +59,27 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     bucket: bool = False,
+    groups: list[int] | None = None,
 ) -> Any:
-    """A ``BatchLoader`` over one split (``iter_epoch(epoch, start_batch=k)`` yields batches)."""
+    """A ``BatchLoader`` over one split (``iter_epoch(epoch, start_batch=k)`` yields batches);
+    ``groups`` keeps only the rows of those activity groups."""
     from chronorec.data.loader import BatchLoader
 
     return BatchLoader(
         dataset, split, batch_size=batch_size, shuffle=shuffle, seed=seed, max_len=max_len,
-        rank=rank, world_size=world_size, bucket=bucket,
+        rank=rank, world_size=world_size, bucket=bucket, groups=groups,
     )
+
+
+def train_groups(config: RunConfig, schema: DatasetSchema) -> list[int] | None:
+    """The activity groups the training loader keeps: ``head_only`` -> the first (most active)
+    group, ``tail_only`` -> the last; every group otherwise. Filtering rows in the loader (rather
+    than zero-weighting the other group's rows) keeps every step a full batch of the group and
+    never takes an optimizer step on an empty loss."""
+    strategy, k = config.longtail.strategy, len(schema.groups.names)
+    if config.longtail.phase == "plugins" or strategy not in ("head_only", "tail_only"):
+        return None
+    return [0] if strategy == "head_only" else [k - 1]
 
 
 def resolve_model_options(name: str, overrides: dict[str, Any]) -> dict[str, Any]:

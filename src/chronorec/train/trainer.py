@@ -137,6 +137,7 @@ class Trainer:
         self.train_loader = build.make_loader(
             self.dataset, "train", batch_size=max(1, tc.batch_size // info.world_size), shuffle=True,
             seed=tc.seed, max_len=train_len, rank=info.rank, world_size=info.world_size, bucket=tc.bucket,
+            groups=build.train_groups(config, self.dataset.schema),
         )
         self.model = self.raw_model
         if info.distributed:
