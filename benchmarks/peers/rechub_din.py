@@ -23,22 +23,15 @@ time), ``train_s_epochs``, ``train_cpu_s_epochs``, ``valid_auc_epochs``, ``test_
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import os
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from ctrdata import CtrSplit, load_export, vocab_sizes
-from peerutil import Timer, current_rss_mb, emit, quiet_stdout, set_threads
-
-
-def int_list(text: str) -> list[int]:
-    """'80,40' -> [80, 40]."""
-    return [int(x) for x in text.split(",") if x.strip()]
+from peerutil import Timer, current_rss_mb, din_arg_parser, din_result, emit, quiet_stdout, set_threads
 
 
 def features(split: CtrSplit, with_user: bool) -> dict[str, np.ndarray]:
@@ -54,20 +47,9 @@ def features(split: CtrSplit, with_user: bool) -> dict[str, np.ndarray]:
 
 def main() -> None:
     t_start = time.perf_counter()
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True, help="folder with train/valid/test files")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--max-len", type=int, default=50, help="history length L (most recent kept)")
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--eval-batch-size", type=int, default=4096)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--emb-dim", type=int, default=64, help="embedding size per field (item, category)")
-    ap.add_argument("--att-hidden", type=int_list, default=[80, 40], help="attention MLP sizes, e.g. 80,40")
-    ap.add_argument("--dnn-hidden", type=int_list, default=[80, 40], help="DNN sizes, e.g. 80,40 (Dice, fixed)")
-    ap.add_argument("--att-activation", default="sigmoid", help="attention MLP activation (sigmoid|dice|relu|prelu)")
+    ap = din_arg_parser(__doc__.splitlines()[0], "--att-activation",
+                        "attention MLP activation (sigmoid|dice|relu|prelu); the DNN uses Dice")
     ap.add_argument("--with-user", action="store_true", help="add a user-id embedding as the profile field")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=2024)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -75,7 +57,6 @@ def main() -> None:
 
     import torch
     import torch_rechub
-    from sklearn.metrics import log_loss, roc_auc_score
     from torch.utils.data import DataLoader
     from torch_rechub.basic.features import SequenceFeature, SparseFeature
     from torch_rechub.models.ranking import DIN
@@ -140,28 +121,13 @@ def main() -> None:
     emit({
         "runner": "rechub_din",
         "library": f"torch-rechub {getattr(torch_rechub, '__version__', '?')}",
-        "data": str(args.data),
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "max_len": args.max_len,
-        "emb_dim": emb,
-        "att_hidden": args.att_hidden,
-        "dnn_hidden": args.dnn_hidden,
+        **din_result(args, train_rows=len(train), train_s=train_s, train_cpu=train_cpu,
+                     valid_auc=valid_auc, test_label=test.label, test_pred=pred,
+                     test_s=t_test.seconds, load_s=t_load.seconds, rss_after_load_mb=rss_load,
+                     wall_s=time.perf_counter() - t_start),
         "att_activation": args.att_activation,
         "profile_field": "user" if args.with_user else "const",
         "n_params": n_params,
-        "train_samples": len(train),
-        "train_samples_per_s": round(len(train) * len(train_s) / sum(train_s), 1),
-        "train_samples_per_cpu_s": round(len(train) * len(train_cpu) / sum(train_cpu), 1),
-        "train_s_epochs": [round(s, 3) for s in train_s],
-        "train_cpu_s_epochs": [round(s, 3) for s in train_cpu],
-        "valid_auc_epochs": [round(a, 5) for a in valid_auc],
-        "test_auc": float(roc_auc_score(test.label, pred)),
-        "test_logloss": float(log_loss(test.label, np.clip(pred, 1e-7, 1 - 1e-7))),
-        "test_s": round(t_test.seconds, 3),
-        "load_s": round(t_load.seconds, 3),
-        "rss_after_load_mb": round(rss_load, 1),
-        "wall_s": round(time.perf_counter() - t_start, 3),
         "threads": torch.get_num_threads(),
     })
 
