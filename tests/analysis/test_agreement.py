@@ -55,3 +55,14 @@ def test_markdown_table_lists_every_model() -> None:
     md = agreement.markdown_table(s)
     assert "| tin | 3 | 33.3% | 33.3% | 0.0% | 1 (1 constant curve) |" in md
     assert "| din | 3 | 33.3% | 0.0% | 66.7% | 0 |" in md
+
+
+def test_settings_table_averages_seeds() -> None:
+    """Seeds of one setting become one row: mean ± sample std of each bin share and of mean r."""
+    ok = np.array(["", ""], dtype=object)
+    s = {"tin-s0": agreement.summarize(np.array([0.9, 0.1]), ok),   # strong 50%, poor 50%, r 0.5
+         "tin-s1": agreement.summarize(np.array([0.9, 0.95]), ok),  # strong 100%, r 0.925
+         "din-s0": agreement.summarize(np.array([0.5, 0.1]), ok)}   # medium 50%, poor 50%, r 0.3
+    md = agreement.settings_table(s, {"tin": ["tin-s0", "tin-s1"], "din": ["din-s0"]})
+    assert "| tin | 2 | 75.0 ± 35.4% | 0.0 ± 0.0% | 25.0 ± 35.4% | 0.713 ± 0.301 |" in md
+    assert "| din | 1 | 0.0% | 50.0% | 50.0% | 0.300 |" in md

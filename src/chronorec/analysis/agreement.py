@@ -109,5 +109,31 @@ def markdown_table(summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def settings_table(summaries: dict[str, dict[str, Any]], settings: dict[str, list[str]]) -> str:
+    """Figure 6 per setting: mean ± sample std over its seeds' runs (``settings``: name -> labels)."""
+    lines = [
+        "| setting | seeds | strong | medium | poor | mean r |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, labels in settings.items():
+        rows = [summaries[lb] for lb in labels if lb in summaries]
+        if not rows:
+            continue
+        cells = [_mean_std([100 * r["share"][b] for r in rows], "%") for b in BINS]
+        lines.append(f"| {name} | {len(rows)} | {' | '.join(cells)} | {_mean_std([r['mean_r'] for r in rows], '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(values: list[float], unit: str) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "–"
+    digits = 1 if unit else 3
+    if v.size == 1:
+        return f"{v[0]:.{digits}f}{unit}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}"
+
+
 def _pct(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{100 * x:.1f}%"

@@ -159,18 +159,41 @@ def run_correlation(data_dir: Path, runs: Sequence[RunRef], out_dir: Path,
                     for t, n in zip(targets, n_per_target, strict=True)],
         "models": summaries,
     }
+    settings = _settings(runs)
+    result["settings"] = settings
     (out_dir / "agreement.json").write_text(json.dumps(_json_safe(result), indent=2))
+    seeds_md = ""
+    if any(len(v) > 1 for v in settings.values()):
+        seeds_md = ("\n## Per setting, mean ± std over seeds\n\n"
+                    + agreement.settings_table(summaries, settings))
     (out_dir / "agreement.md").write_text(
         f"# Semantic-temporal correlation agreement — {data.schema.name}\n\n"
         f"{len(targets)} target categories ({'+'.join(opt.splits)} samples, learned correlation over "
         f"{opt.learned_on} samples).\n\n"
-        + (agreement.markdown_table(summaries) if summaries else "No runs given: ground truth only.\n"))
+        + (agreement.markdown_table(summaries) if summaries else "No runs given: ground truth only.\n")
+        + seeds_md)
     if per_target:
         _named(pl.concat(per_target), names).write_parquet(out_dir / "agreement_targets.parquet")
 
     _figures(out_dir, data, samples, opt, ctc, tcat, pos_cat, rows, heat_target, grids, pearson_heat,
              summaries, examples, example_values, gauc_tables, names, C)
     return result
+
+
+def _settings(runs: Sequence[RunRef]) -> dict[str, list[str]]:
+    """Run labels grouped by setting (equal config but for the seed), named after the first run's
+    name (``-<model>`` added when two settings share a name)."""
+    groups: dict[str, list[RunRef]] = {}
+    for run in runs:
+        groups.setdefault(run.group_key(), []).append(run)
+    names = [g[0].name for g in groups.values()]
+    out: dict[str, list[str]] = {}
+    for name, group in zip(names, groups.values(), strict=True):
+        key = name if names.count(name) == 1 else f"{name}-{group[0].model_name}"
+        while key in out:
+            key += "'"
+        out[key] = [r.label for r in group]
+    return out
 
 
 def _heatmap_target(raw: str | None, names: dict[int, str], targets: np.ndarray) -> int:
