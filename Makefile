@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export CHRONOREC_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow browser lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +20,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+# the slow tests include the report in headless Chromium (Debian's package; needs root for apt-get)
+browser:
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test-slow: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
