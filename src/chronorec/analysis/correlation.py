@@ -176,7 +176,7 @@ def run_correlation(data_dir: Path, runs: Sequence[RunRef], out_dir: Path,
         _named(pl.concat(per_target), names).write_parquet(out_dir / "agreement_targets.parquet")
 
     _figures(out_dir, data, samples, opt, ctc, tcat, pos_cat, rows, heat_target, grids, pearson_heat,
-             summaries, examples, example_values, gauc_tables, names, C)
+             summaries, examples, example_values, gauc_tables, names, C, settings)
     return result
 
 
@@ -233,7 +233,8 @@ def _figures(out: Path, data: PreparedArrays, samples: Any, opt: CorrelationOpti
              tcat: np.ndarray, pos_cat: np.ndarray, rows: np.ndarray, heat_target: int,
              grids: dict[str, np.ndarray], pearson_heat: dict[str, float], summaries: dict[str, Any],
              examples: np.ndarray, example_values: dict[str, np.ndarray],
-             gauc_tables: dict[str, dict[str, dict[str, float]]], names: dict[int, str], C: int) -> None:
+             gauc_tables: dict[str, dict[str, dict[str, float]]], names: dict[int, str], C: int,
+             settings: dict[str, list[str]] | None = None) -> None:
     P = opt.n_positions
 
     def label(c: int) -> str:
@@ -247,7 +248,7 @@ def _figures(out: Path, data: PreparedArrays, samples: Any, opt: CorrelationOpti
     plots.interval_distribution(intervals, data.schema.bin_edges.get("interval", []),
                                 out / "fig4_intervals.png", title=data.schema.name)
     if summaries:
-        plots.pearson_bins(summaries, out / "fig6_pearson_bins.png")
+        plots.pearson_bins(summaries, out / "fig6_pearson_bins.png", settings)
     if examples.size:
         gt_ex = lookup_cells(ctc, "mi", tcat[examples], pos_cat[examples], C, fill=0.0)
         exs = []

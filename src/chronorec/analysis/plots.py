@@ -90,22 +90,33 @@ def interval_distribution(intervals: np.ndarray, edges: Sequence[float], path: P
     return _save(fig, path)
 
 
-def pearson_bins(summaries: Mapping[str, Mapping], path: Path) -> Path:
-    """Figure 6: grouped bars of the share of target categories per Pearson bin, per model."""
-    names = list(summaries)
+def pearson_bins(summaries: Mapping[str, Mapping], path: Path,
+                 settings: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """Figure 6: grouped bars of the share of target categories per Pearson bin, per model.
+
+    With ``settings`` (name -> run labels, the seeds of one setting) a bar is the mean share over
+    the setting's runs, with the sample std as an error bar when it has more than one.
+    """
+    groups = {n: list(v) for n, v in (settings or {n: [n] for n in summaries}).items()}
+    names = list(groups)
     bins = ["strong", "medium", "poor", "undefined"]
     fig = Figure(layout="constrained", figsize=(max(7.0, 1.3 * len(names) + 2), 4.2))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(bins)
     x = np.arange(len(names))
     for k, b in enumerate(bins):
-        share = np.array([summaries[n]["share"][b] for n in names]) * 100
-        bars = ax.bar(x + (k - 1.5) * width, share, width, label=b, color=_BIN_COLORS[b])
+        per = [np.array([summaries[lb]["share"][b] for lb in groups[n]]) * 100 for n in names]
+        share = np.array([v.mean() for v in per])
+        err = np.array([v.std(ddof=1) if v.size > 1 else 0.0 for v in per])
+        bars = ax.bar(x + (k - 1.5) * width, share, width, label=b, color=_BIN_COLORS[b],
+                      yerr=err if err.any() else None, capsize=2, error_kw={"elinewidth": 0.8})
         ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
-    ax.set_xticks(x, names, rotation=20, ha="right")
-    ax.set_ylabel("% of target categories")
+    seeds = [len(groups[n]) for n in names]
+    ticks = [f"{n}\n({s} seeds)" if s > 1 else n for n, s in zip(names, seeds, strict=True)]
+    ax.set_xticks(x, ticks, rotation=20, ha="right")
+    ax.set_ylabel("% of target categories" + (" (mean ± std over seeds)" if max(seeds, default=1) > 1 else ""))
     ax.set_ylim(0, 105)
-    n = max((summaries[k]["n_targets"] for k in names), default=0)
+    n = max((summaries[k]["n_targets"] for k in summaries), default=0)
     ax.set_title(f"Pearson r of ground-truth vs learned same-category curves\n({n} target categories)",
                  fontsize=10)
     ax.legend(title="Pearson bin", fontsize=8)
