@@ -47,7 +47,7 @@ from chronorec.errors import ChronorecError, warn
 class CorrelationOptions(BaseModel):
     """Options of ``chronorec analyze correlation`` (defaults: the paper's App. A.2 setting)."""
 
-    splits: list[str] = Field(default_factory=lambda: ["train"])
+    splits: list[str] = Field(default_factory=lambda: ["train", "valid", "test"])  # all labelled samples
     n_positions: int = Field(10, ge=2)
     top_categories: int | None = Field(200, ge=1)
     min_samples: int = Field(50, ge=1)

@@ -26,7 +26,9 @@ def correlation(
         help="Run folders (or folders holding runs); `--runs a b c` and repeated `--runs` both work.",
     ),
     out: Path = typer.Option(..., "--out", help="Output folder for tables and figures."),
-    split: str = typer.Option("train", "--split", help="Samples to measure on: train, all, or e.g. train,valid."),
+    split: str = typer.Option(
+        "all", "--split", help="Labelled samples to measure on: all (train+valid+test), train, or e.g. train,valid."
+    ),
     positions: int = typer.Option(10, "--positions", min=2, help="Positions 1..P (1 = most recent)."),
     top_categories: int = typer.Option(200, "--top-categories", min=1, help="Most frequent target categories."),
     min_samples: int = typer.Option(50, "--min-samples", min=1, help="Minimum samples per target category."),
