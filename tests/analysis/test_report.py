@@ -61,3 +61,24 @@ def test_markdown_twin_links_existing_pngs(report: tuple[Path, Path, Path]) -> N
         assert (md.parent / link).read_bytes()[:4] == b"\x89PNG"
     assert "| tin | tin | 3 (0, 1, 2) | 0.7200 ± 0.0200 |" in text
     assert "| oracle | oracle | 6 | 100.0% | 0.0% | 0.0% | 0 | 0.99" in text
+
+
+def test_analysis_section_averages_the_seeds_of_a_setting(tmp_path: Path) -> None:
+    """agreement.json's ``settings`` (seed runs of one config) become a mean ± std table."""
+    import json
+
+    import numpy as np
+
+    from chronorec.analysis import agreement
+    from chronorec.analysis.report import _analysis_sections
+
+    ok = np.array(["", ""], dtype=object)
+    models = {"tin-s0": {**agreement.summarize(np.array([0.9, 0.1]), ok), "model": "tin"},
+              "tin-s1": {**agreement.summarize(np.array([0.9, 0.95]), ok), "model": "tin"}}
+    (tmp_path / "agreement.json").write_text(json.dumps({
+        "dataset": "d", "n_samples": 10, "options": {"splits": ["train"], "n_positions": 10},
+        "models": models, "settings": {"tin": ["tin-s0", "tin-s1"]}}))
+    tables, _ = _analysis_sections(tmp_path)
+    per_setting = [t for t in tables if t.columns == agreement.SETTINGS_HEADER]
+    assert len(per_setting) == 1
+    assert per_setting[0].rows == [["tin", "2", "75.0 ± 35.4%", "0.0 ± 0.0%", "25.0 ± 35.4%", "0.713 ± 0.301"]]

@@ -109,19 +109,29 @@ def markdown_table(summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def settings_table(summaries: dict[str, dict[str, Any]], settings: dict[str, list[str]]) -> str:
+SETTINGS_HEADER = ["setting", "seeds", "strong", "medium", "poor", "mean r"]
+
+
+def settings_rows(summaries: dict[str, dict[str, Any]], settings: dict[str, list[str]]) -> list[list[str]]:
     """Figure 6 per setting: mean ± sample std over its seeds' runs (``settings``: name -> labels)."""
-    lines = [
-        "| setting | seeds | strong | medium | poor | mean r |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    out = []
     for name, labels in settings.items():
         rows = [summaries[lb] for lb in labels if lb in summaries]
-        if not rows:
-            continue
-        cells = [_mean_std([100 * r["share"][b] for r in rows], "%") for b in BINS]
-        lines.append(f"| {name} | {len(rows)} | {' | '.join(cells)} | {_mean_std([r['mean_r'] for r in rows], '')} |")
+        if rows:
+            shares = [_mean_std([100 * _num(r["share"][b]) for r in rows], "%") for b in BINS]
+            out.append([name, str(len(rows)), *shares, _mean_std([_num(r["mean_r"]) for r in rows], "")])
+    return out
+
+
+def settings_table(summaries: dict[str, dict[str, Any]], settings: dict[str, list[str]]) -> str:
+    """:func:`settings_rows` as a Markdown table."""
+    lines = ["| " + " | ".join(SETTINGS_HEADER) + " |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join(row) + " |" for row in settings_rows(summaries, settings)]
     return "\n".join(lines) + "\n"
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)  # JSON writes NaN as null
 
 
 def _mean_std(values: list[float], unit: str) -> str:

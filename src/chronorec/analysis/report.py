@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chronorec.analysis import plots
+from chronorec.analysis import agreement, plots
 from chronorec.analysis.report_render import Figure, Section, Table, render_html, render_markdown
 from chronorec.analysis.runs import RunRef, find_runs
 from chronorec.data.schema import DatasetSchema
@@ -196,6 +196,12 @@ def _analysis_sections(adir: Path) -> tuple[list[Table], list[tuple[Path, str, s
             f"Dataset {js.get('dataset')}; {js.get('n_samples', 0):,} samples of {'+'.join(opts.get('splits', []))}; "
             f"Pearson r between ground-truth MI and learned correlation over positions 1..{opts.get('n_positions')} "
             f"of the target's own category; bins poor [-1, 0.2], medium (0.2, 0.8], strong (0.8, 1]."))
+        settings = js.get("settings") or {}
+        if any(len(v) > 1 for v in settings.values()):
+            tables.append(Table(
+                "Correlation agreement per setting (mean ± std over seeds)", agreement.SETTINGS_HEADER,
+                agreement.settings_rows(js.get("models", {}), settings),
+                "Shares of the target categories per Pearson bin, averaged over the runs of one setting."))
     gbl = adir / "gauc_by_length.json"
     if gbl.is_file():
         js = json.loads(gbl.read_text())
