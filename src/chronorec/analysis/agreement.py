@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from chronorec.analysis.runs import fmt_mean_std
+
 BINS = ("strong", "medium", "poor")
 UNDEFINED = "undefined"
 MIN_POSITIONS = 3
@@ -114,12 +116,16 @@ SETTINGS_HEADER = ["setting", "seeds", "strong", "medium", "poor", "mean r"]
 
 def settings_rows(summaries: dict[str, dict[str, Any]], settings: dict[str, list[str]]) -> list[list[str]]:
     """Figure 6 per setting: mean ± sample std over its seeds' runs (``settings``: name -> labels)."""
+    def pct(values: list[float | None]) -> str:
+        text = fmt_mean_std([None if v is None else 100 * v for v in values], digits=1)
+        return text if text == "–" else f"{text}%"
+
     out = []
     for name, labels in settings.items():
         rows = [summaries[lb] for lb in labels if lb in summaries]
-        if rows:
-            shares = [_mean_std([100 * _num(r["share"][b]) for r in rows], "%") for b in BINS]
-            out.append([name, str(len(rows)), *shares, _mean_std([_num(r["mean_r"]) for r in rows], "")])
+        if rows:  # JSON stores NaN as null: fmt_mean_std skips both
+            shares = [pct([r["share"][b] for r in rows]) for b in BINS]
+            out.append([name, str(len(rows)), *shares, fmt_mean_std([r["mean_r"] for r in rows], digits=3)])
     return out
 
 
@@ -128,21 +134,6 @@ def settings_table(summaries: dict[str, dict[str, Any]], settings: dict[str, lis
     lines = ["| " + " | ".join(SETTINGS_HEADER) + " |", "|---|---:|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(row) + " |" for row in settings_rows(summaries, settings)]
     return "\n".join(lines) + "\n"
-
-
-def _num(x: Any) -> float:
-    return float("nan") if x is None else float(x)  # JSON writes NaN as null
-
-
-def _mean_std(values: list[float], unit: str) -> str:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return "–"
-    digits = 1 if unit else 3
-    if v.size == 1:
-        return f"{v[0]:.{digits}f}{unit}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}"
 
 
 def _pct(x: float) -> str:

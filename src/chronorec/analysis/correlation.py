@@ -39,7 +39,7 @@ from chronorec.analysis.ctc import (
 )
 from chronorec.analysis.learned import LearnedOn, learned_table, learned_values, predict_scores
 from chronorec.analysis.prepared import PreparedArrays
-from chronorec.analysis.runs import RunRef, load_model
+from chronorec.analysis.runs import RunRef, group_runs, load_model
 from chronorec.data.schema import FIRST_ID, UNK, DatasetSchema
 from chronorec.errors import ChronorecError, warn
 
@@ -181,19 +181,8 @@ def run_correlation(data_dir: Path, runs: Sequence[RunRef], out_dir: Path,
 
 
 def _settings(runs: Sequence[RunRef]) -> dict[str, list[str]]:
-    """Run labels grouped by setting (equal config but for the seed), named after the first run's
-    name (``-<model>`` added when two settings share a name)."""
-    groups: dict[str, list[RunRef]] = {}
-    for run in runs:
-        groups.setdefault(run.group_key(), []).append(run)
-    names = [g[0].name for g in groups.values()]
-    out: dict[str, list[str]] = {}
-    for name, group in zip(names, groups.values(), strict=True):
-        key = name if names.count(name) == 1 else f"{name}-{group[0].model_name}"
-        while key in out:
-            key += "'"
-        out[key] = [r.label for r in group]
-    return out
+    """Run labels per setting (the same config but for the seed), as the report groups them."""
+    return {g.label: [r.label for r in g.runs] for g in group_runs(list(runs))}
 
 
 def _heatmap_target(raw: str | None, names: dict[int, str], targets: np.ndarray) -> int:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import shutil
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import numpy as np
 
 from chronorec.analysis import agreement, plots
 from chronorec.analysis.report_render import Figure, Section, Table, render_html, render_markdown
-from chronorec.analysis.runs import RunRef, find_runs
+from chronorec.analysis.runs import RunGroup, find_runs, fmt_mean_std, group_runs
 from chronorec.data.schema import DatasetSchema
 
 _FIRST_METRICS = ("gauc", "auc", "logloss")
@@ -42,43 +40,6 @@ _ANALYSIS_FIGURES = (
      "Distribution of t_target − t_behavior with the TTE-T equal-frequency bin edges."),
     ("table3_gauc_by_length.png", "Table 3 — GAUC by history length", "Test GAUC per history-length bucket."),
 )
-
-
-@dataclass
-class RunGroup:
-    label: str
-    runs: list[RunRef] = field(default_factory=list)
-
-    @property
-    def seeds(self) -> list[int | None]:
-        return [r.seed for r in self.runs]
-
-
-def group_runs(runs: list[RunRef]) -> list[RunGroup]:
-    """Runs with the same config minus seed form one group, labelled by run name (+ #k if needed)."""
-    by_key: dict[str, RunGroup] = {}
-    for r in runs:
-        by_key.setdefault(r.group_key(), RunGroup(r.name)).runs.append(r)
-    groups = list(by_key.values())
-    names = [g.label for g in groups]
-    for k, g in enumerate(groups):
-        if names.count(g.label) > 1:
-            g.label = f"{g.label} #{names[:k].count(g.label) + 1}"
-    return groups
-
-
-def mean_std(values: list[float]) -> tuple[float, float, int]:
-    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan"), int(v.size)
-
-
-def fmt_mean_std(values: list[float], digits: int = 4) -> str:
-    m, s, n = mean_std(values)
-    if n == 0:
-        return "–"
-    return f"{m:.{digits}f}" if n == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
 def _metric_names(groups: list[RunGroup], split: str) -> list[str]:

@@ -12,15 +12,19 @@ run exactly as ``evaluate`` and ``serve`` do.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+import numpy as np
 
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass
@@ -143,3 +147,41 @@ def load_model(run: RunRef, schema: DatasetSchema | None = None) -> nn.Module:
 
     del schema
     return load_run(run.path).model.eval()
+
+
+# ---- runs of one setting (the same config but for the seed) ----------------------------------
+@dataclass
+class RunGroup:
+    label: str
+    runs: list[RunRef] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+
+def group_runs(runs: list[RunRef]) -> list[RunGroup]:
+    """Runs with the same config minus seed form one group, labelled by run name (+ #k if needed)."""
+    by_key: dict[str, RunGroup] = {}
+    for r in runs:
+        by_key.setdefault(r.group_key(), RunGroup(r.name)).runs.append(r)
+    groups = list(by_key.values())
+    names = [g.label for g in groups]
+    for k, g in enumerate(groups):
+        if names.count(g.label) > 1:
+            g.label = f"{g.label} #{names[:k].count(g.label) + 1}"
+    return groups
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan"), int(v.size)
+
+
+def fmt_mean_std(values: list[float], digits: int = 4) -> str:
+    m, s, n = mean_std(values)
+    if n == 0:
+        return "–"
+    return f"{m:.{digits}f}" if n == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"

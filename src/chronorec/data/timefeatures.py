@@ -76,8 +76,7 @@ def equal_frequency_edges(values: np.ndarray, n_bins: int, *, overwrite: bool = 
     if values.size == 0 or n_bins < 2:
         return []
     n = values.size
-    idx = np.ceil(n * np.arange(1, n_bins) / n_bins).astype(np.int64) - 1  # [n_bins - 1]
-    idx = np.unique(np.clip(idx, 0, n - 1))
+    idx = np.unique(np.ceil(n * np.arange(1, n_bins) / n_bins).astype(np.int64) - 1)  # in [0, n - 1]
     part = values if overwrite else values.copy()
     part.partition(idx)
     return [float(e) for e in np.unique(part[idx])]
@@ -121,9 +120,9 @@ def interval_sample(
         sample = np.searchsorted(cum, pair, side="right")
         rows = hist_start[sample] + pair - (cum[sample] - lengths[sample])
         return target_ts[sample] - event_ts[rows]
-    # int32 when every interval fits (a time span under 68 years): half the memory of the pairs
-    span = int(event_ts.max()) - int(event_ts.min()) if event_ts.size else 0
-    fits = span < np.iinfo(np.int32).max and int(target_ts.max()) - int(event_ts.min()) < np.iinfo(np.int32).max
+    # every interval lies in [0, latest target - earliest event] (impression targets of
+    # ctr-time-split may come after the last event): int32 when that is under 68 years
+    fits = int(target_ts.max()) - int(event_ts.min()) <= np.iinfo(np.int32).max
     out = np.empty(total, dtype=np.int32 if fits else np.int64)
     cuts = np.unique(np.concatenate([[0], np.searchsorted(cum, np.arange(chunk, total, chunk)), [cum.size]]))
     for lo, hi in itertools.pairwise(cuts):

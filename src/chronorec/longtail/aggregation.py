@@ -128,6 +128,16 @@ class GroupAggregatedTask:
         return self.inner.predict(model, batches)  # type: ignore[attr-defined]
 
 
+def trained_group(strategy: str, n_groups: int) -> int | None:
+    """The one group ``head_only`` (the first, most active) or ``tail_only`` (the last) trains
+    on; None for the strategies that train on every group."""
+    if strategy == "head_only":
+        return 0
+    if strategy == "tail_only":
+        return n_groups - 1
+    return None
+
+
 def strategy_task(inner: object, cfg: LongtailConfig, groups: GroupSpec, sample_share: Sequence[float]) -> object:
     """The training task of a long-tail strategy (``joint`` returns ``inner`` unchanged)."""
     k = len(groups.names)
@@ -138,5 +148,5 @@ def strategy_task(inner: object, cfg: LongtailConfig, groups: GroupSpec, sample_
     if cfg.strategy == "reweight":
         inv = [1.0 / s if s > 0 else 0.0 for s in sample_share]
         return GroupAggregatedTask(inner, inv, per_term=True)
-    only = 0 if cfg.strategy == "head_only" else k - 1
+    only = trained_group(cfg.strategy, k)
     return GroupAggregatedTask(inner, [1.0 if z == only else 0.0 for z in range(k)], per_term=True)

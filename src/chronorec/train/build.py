@@ -18,7 +18,7 @@ from torch import nn
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
 from chronorec.longtail import PluginModel
-from chronorec.longtail.aggregation import strategy_task
+from chronorec.longtail.aggregation import strategy_task, trained_group
 from chronorec.models.registry import build_config, create_model, get_entry
 from chronorec.train.config import RunConfig, TrainConfig, build_longtail_config, build_train_config
 from chronorec.train.ctr_task import CTRTask
@@ -72,14 +72,13 @@ def make_loader(
 
 
 def train_groups(config: RunConfig, schema: DatasetSchema) -> list[int] | None:
-    """The activity groups the training loader keeps: ``head_only`` -> the first (most active)
-    group, ``tail_only`` -> the last; every group otherwise. Filtering rows in the loader (rather
-    than zero-weighting the other group's rows) keeps every step a full batch of the group and
-    never takes an optimizer step on an empty loss."""
-    strategy, k = config.longtail.strategy, len(schema.groups.names)
-    if config.longtail.phase == "plugins" or strategy not in ("head_only", "tail_only"):
+    """The activity groups the training loader keeps (:func:`trained_group`; None = all).
+    Filtering rows in the loader (rather than zero-weighting the other group's rows) keeps every
+    step a full batch of the group and never takes an optimizer step on an empty loss."""
+    if config.longtail.phase == "plugins":
         return None
-    return [0] if strategy == "head_only" else [k - 1]
+    only = trained_group(config.longtail.strategy, len(schema.groups.names))
+    return None if only is None else [only]
 
 
 def resolve_model_options(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
