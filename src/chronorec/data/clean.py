@@ -93,7 +93,7 @@ def clean_events(
     df = df.with_row_index(ROW)
     if dedupe:
         n0 = df.height
-        df = df.unique(subset=[c for c in df.columns if c != ROW], keep="first", maintain_order=True)
+        df = df.filter(pl.struct(c for c in df.columns if c != ROW).is_first_distinct())
         counts["dropped_duplicates"] = n0 - df.height
         if n0 > df.height:
             warn(f"{where}: dropped {n0 - df.height} exact duplicate event row(s)")

@@ -133,27 +133,35 @@ def _time_span(ts: np.ndarray) -> tuple[int, int]:
     return (int(ts.min()), int(ts.max())) if ts.size else (0, 0)
 
 
+def _chronological(df: pl.DataFrame) -> pl.DataFrame:
+    """Sorted by user, then time; ties keep source order (``ROW``)."""
+    if df[ROW].is_sorted():  # rows still in source order: a stable two-key sort is enough (and 2x faster)
+        return df.sort("user", "ts", maintain_order=True)
+    return df.sort("user", "ts", ROW)
+
+
 def _encode(
     events: pl.DataFrame, imps: pl.DataFrame | None, side: list[str], where: str
 ) -> tuple[dict[str, pl.DataFrame], EventArrays, pl.DataFrame | None]:
     """Vocabularies, the item side tables and the sorted encoded events (and impressions)."""
-    sides = item_side_table(events, imps, side, where)
+    sides = item_side_table(events, imps, side, where) if side else None
     extra = [imps] if imps is not None else []
     vocabs = {
         "user": build_vocab([f["user"] for f in [events, *extra]]),
         "item": build_vocab([f["item"] for f in [events, *extra]]),
-        **{s: build_vocab([sides[s]]) for s in side},
+        **{s: build_vocab([sides[s]]) for s in side if sides is not None},
     }
     n_item_vocab = vocabs["item"].height + FIRST_ID
-    enc_sides = encode_frame(sides, vocabs)
     tables = {}
+    enc_sides = encode_frame(sides, vocabs) if sides is not None else None
     for s in side:
+        assert enc_sides is not None
         table = np.full(n_item_vocab, UNK, dtype=np.int32)
         table[PAD] = PAD
         table[enc_sides["item"].to_numpy()] = enc_sides[s].to_numpy()
         tables[s] = table
     ids = {"user": vocabs["user"], "item": vocabs["item"]}
-    enc = encode_frame(events.select(ROW, "user", "item", "ts"), ids).sort("user", "ts", ROW)
+    enc = _chronological(encode_frame(events.select(ROW, "user", "item", "ts"), ids))
     user = enc["user"].to_numpy().astype(np.int32)
     item = enc["item"].to_numpy().astype(np.int32)
     length = np.bincount(user.astype(np.int64) - FIRST_ID, minlength=vocabs["user"].height).astype(np.int64)
@@ -167,7 +175,7 @@ def _encode(
         item_side=tables,
         n_item_vocab=n_item_vocab,
     )
-    imps_enc = encode_frame(imps, ids).sort("user", "ts", ROW) if imps is not None else None
+    imps_enc = _chronological(encode_frame(imps, ids)) if imps is not None else None
     return vocabs, ev, imps_enc
 
 

@@ -20,8 +20,8 @@ from chronorec.data.schema import FIRST_ID, UNK
 
 def build_vocab(values: Iterable[pl.Series]) -> pl.DataFrame:
     """The vocabulary of the non-null values of one or more Utf8 series (``raw``, ``idx``)."""
-    parts = [s.cast(pl.Utf8).drop_nulls().unique() for s in values]
-    raw = pl.concat(parts).unique().sort() if parts else pl.Series("raw", [], dtype=pl.Utf8)
+    parts = [s.cast(pl.Utf8) for s in values]
+    raw = pl.concat(parts).drop_nulls().unique().sort() if parts else pl.Series("raw", [], dtype=pl.Utf8)
     return pl.DataFrame(
         {
             "raw": raw.rename("raw"),
@@ -31,19 +31,18 @@ def build_vocab(values: Iterable[pl.Series]) -> pl.DataFrame:
 
 
 def encode_frame(df: pl.DataFrame, vocabs: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Replace every column named in ``vocabs`` by its Int32 ids (join-based, fast on large frames)."""
-    out = df
+    """Replace every column named in ``vocabs`` by its Int32 ids (values not in a vocabulary -> UNK).
+
+    A vocabulary's ``raw`` column is sorted and ``idx`` is its position + FIRST_ID, so the id is the
+    value's physical code under ``pl.Enum(raw)`` plus FIRST_ID: one hash lookup per value, no join.
+    """
+    cols = []
     for field, vocab in vocabs.items():
-        if field not in out.columns:
+        if field not in df.columns:
             continue
-        tmp = f"__idx_{field}"
-        out = (
-            out.with_columns(pl.col(field).cast(pl.Utf8))
-            .join(vocab.rename({"raw": field, "idx": tmp}), on=field, how="left", maintain_order="left")
-            .with_columns(pl.col(tmp).fill_null(UNK).cast(pl.Int32).alias(field))
-            .drop(tmp)
-        )
-    return out
+        code = pl.col(field).cast(pl.Utf8).cast(pl.Enum(vocab["raw"]), strict=False).to_physical()
+        cols.append((code.cast(pl.Int32) + FIRST_ID).fill_null(UNK).alias(field))
+    return df.with_columns(cols) if cols else df
 
 
 def lookup(vocab: pl.DataFrame, raw: Sequence[str] | np.ndarray) -> np.ndarray:

@@ -54,13 +54,12 @@ def _pair(path: Path, times: str | None) -> tuple[Path, Path]:
 
 
 def _tokens(path: Path) -> pl.DataFrame:
-    df = read_lines(path).with_row_index("_k")
+    df = read_lines(path)
     line = pl.col("line").str.strip_chars()
     if df.select(pl.col("line").str.contains(r"[\t\f\v]| {2}").any()).item():
         line = line.str.replace_all(r"\s+", " ")  # only pay for the regex when separators vary
     df = df.with_columns(line.str.split(" ").alias("_parts"))
     return df.select(
-        "_k",
         "_row",
         pl.col("_parts").list.first().alias("user"),
         pl.col("_parts").list.slice(1).alias("values"),
@@ -84,8 +83,9 @@ def load_lines(req: Request) -> SourceData:
             file=short,
             row=n + 1 if short == times_file else None,
         )
-    df = items.join(
-        stamps.rename({"_row": "_trow", "user": "_tuser", "values": "_times"}), on="_k", maintain_order="left"
+    # line k pairs with line k: the frames are aligned row by row (same height, checked above)
+    df = pl.concat(
+        [items, stamps.select(_trow="_row", _tuser="user", _times="values")], how="horizontal"
     )
     df = df.with_columns(
         pl.col("values").list.len().alias("_n"),
