@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,13 +123,8 @@ def run_json(cmd: Sequence[str | os.PathLike[str]], timeout: float | None = None
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env, cwd=cwd,
                                 start_new_session=True)
-        status, rusage = _wait(proc.pid, timeout)
+        status, rusage, timed_out = _wait(proc.pid, timeout)
         wall = time.perf_counter() - start
-        timed_out = status is None
-        if timed_out:  # kill the whole group, then reap the child
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            _, status, rusage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -142,18 +138,30 @@ def run_json(cmd: Sequence[str | os.PathLike[str]], timeout: float | None = None
     )
 
 
-def _wait(pid: int, timeout: float | None) -> tuple[int | None, Any]:
-    """Poll ``os.wait4`` until the child ends (status, rusage) or the timeout passes (None, None)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        got, status, rusage = os.wait4(pid, os.WNOHANG)
-        if got == pid:
-            return status, rusage
-        if deadline is not None and time.monotonic() >= deadline:
-            return None, None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
+def _wait(pid: int, timeout: float | None) -> tuple[int, Any, bool]:
+    """Block in ``os.wait4`` until the child ends: (status, rusage, timed out).
+
+    Blocking (not polling) makes the end time exact: an earlier version polled with a backoff up
+    to 0.5 s, which rounded a 0.86 s child up to 1.13 s. At the timeout a timer thread kills the
+    child's process group; the wait then reaps it and reports the timeout.
+    """
+    fired = threading.Event()
+
+    def kill() -> None:
+        fired.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, kill) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        _, status, rusage = os.wait4(pid, 0)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return status, rusage, fired.is_set()
 
 
 def run_with_time_v(cmd: Sequence[str], timeout: float | None = None) -> dict[str, Any]:
