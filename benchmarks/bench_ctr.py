@@ -9,8 +9,13 @@ Steps (one after another, same threads, load recorded before each child):
    of N training rows instead (valid/test complete): the peers then train one epoch on N rows, which
    measures their throughput within a bounded run time but makes their AUC not comparable
    (it is reported, flagged as such).
-3. ``chronorec train --model din`` (defaults: 64-d item + category embeddings, attention MLP 80-40
-   sigmoid, head 80-40 sigmoid, Adam 1e-3) with batch 1024, length bucketing, ``--epochs``.
+3. ``chronorec train --model din`` (64-d item + category embeddings, attention MLP 80-40 sigmoid,
+   head 80-40, Adam 1e-3) with batch 1024, length bucketing, ``--epochs``, in the form the peers
+   implement: the DIN paper's unnormalised attention weights (``model.weight_norm=none``; chronorec's
+   default is the TIN code's scaled softmax). Once with a sigmoid tower (DeepCTR-Torch and FuxiCTR
+   train that) and once with a Dice tower (torch-rechub's DNN is always Dice); each peer is compared
+   with the chronorec row of its own tower. ``--bf16`` adds a row with chronorec's opt-in bf16
+   activation unit (no peer has one).
 4. ``peers/deepctr_din.py``, ``peers/rechub_din.py`` and ``peers/fuxictr_din.py`` on the export with
    the same set-up (one run, one after another).
 
@@ -32,6 +37,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,12 @@ CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"
 PEER_RUNNERS = {"deepctr-torch": ("deepctr", "deepctr_din.py", "--activation"),
                 "torch-rechub": ("rechub", "rechub_din.py", "--att-activation"),
                 "fuxictr": ("fuxictr", "fuxictr_din.py", "--activation")}
+# the MLP tower's activation each peer trains with: torch-rechub's DNN is always Dice (a library
+# constraint); the others use sigmoid in both the attention MLP and the tower, as chronorec does
+PEER_TOWER = {"deepctr-torch": "sigmoid", "torch-rechub": "dice", "fuxictr": "sigmoid"}
+# chronorec DIN in the form all three peers implement: the DIN paper's unnormalised attention
+# weights (chronorec's default is the TIN code's scaled softmax, model.weight_norm=softmax)
+PEER_FORM = ("model.weight_norm=none",)
 COLUMNS = [
     ("library", "library"),
     ("train_rows", "train rows"),
@@ -70,14 +82,16 @@ def chronorec_prepare(out: Path, max_history: int, timeout: float) -> dict[str, 
             "train_samples": int(train.group(1).replace(",", "")) if train else None}
 
 
-def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace,
-                    model: str = "din") -> dict[str, Any]:
-    """Train a chronorec CTR model (DIN) in a child; read its run folder's metrics.json."""
+def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace, model: str = "din",
+                    sets: Sequence[str] = (), label: str | None = None) -> dict[str, Any]:
+    """Train a chronorec CTR model in a child (``sets``: extra ``--set`` overrides); read its metrics.json."""
     load = os.getloadavg()[0]
     cmd = [CHRONOREC, "train", "--data", prepared, "--model", model, "--epochs", args.epochs,
            "--seed", args.seed, "--out", runs, "--set", "train.batch_size=1024",
            "--set", "train.bucket=true", "--set", f"train.threads={args.threads}",
            "--set", "train.lr=0.001", "--quiet"]
+    for kv in sets:
+        cmd += ["--set", kv]
     before = set(runs.rglob("metrics.json")) if runs.exists() else set()
     r = run_json(cmd, timeout=args.timeout, threads=args.threads)
     if r.returncode != 0:
@@ -86,8 +100,8 @@ def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace,
     metrics = json.loads(new[-1].read_text())
     test = metrics.get("test", {})
     sps = metrics.get("samples_per_second")
-    label = "chronorec" if model == "din" else f"chronorec {model} (no peer)"
-    return {"library": label, "model": model, "samples_per_s": sps, "train_seconds": metrics.get("train_seconds"),
+    return {"library": label or f"chronorec {model} (no peer)", "model": model, "sets": list(sets),
+            "samples_per_s": sps, "train_seconds": metrics.get("train_seconds"),
             "process_wall_s": r.wall_s, "process_cpu_s": r.cpu_s, "peak_rss_mb": r.peak_rss_mb,
             "test_auc": test.get("auc"), "test_logloss": test.get("logloss"),
             "best_epoch": metrics.get("best_epoch"), "run_dir": str(new[-1].parent), "load": load,
@@ -123,6 +137,8 @@ def main() -> None:
     ap.add_argument("--peers", nargs="*", default=list(PEER_RUNNERS), choices=list(PEER_RUNNERS))
     ap.add_argument("--extra-models", nargs="*", default=[],
                     help="further chronorec CTR models to time (e.g. tin; no peer counterpart)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time chronorec DIN with its opt-in bf16 activation unit (no peer has one)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--work", type=Path, default=RESULTS / "ctr-bench")
     args = ap.parse_args()
@@ -135,23 +151,31 @@ def main() -> None:
     meta = export(prepared, export_dir, train_rows=args.peer_train_rows, seed=args.seed)
     print(f"exported: {meta}", file=sys.stderr)
 
-    ours = chronorec_train(prepared, args.work / "runs", args)
-    ours["train_rows"] = prep["train_samples"]
-    ours["cpu_s_per_1k"] = 1000.0 * ours["process_cpu_s"] / (prep["train_samples"] * args.epochs)
-    print(f"chronorec: {ours['samples_per_s']} samples/s", file=sys.stderr)
-    rows = [ours]
+    def ours_row(model: str, sets: Sequence[str], label: str) -> dict[str, Any]:
+        row = chronorec_train(prepared, args.work / "runs", args, model, sets, label)
+        row["train_rows"] = prep["train_samples"]
+        row["cpu_s_per_1k"] = 1000.0 * row["process_cpu_s"] / (prep["train_samples"] * args.epochs)
+        print(f"{label}: {row['samples_per_s']} samples/s", file=sys.stderr)
+        return row
+
+    towers = ["sigmoid", *sorted({PEER_TOWER[p] for p in args.peers} - {"sigmoid"})]
+    ours = {t: ours_row("din", [*PEER_FORM, f"model.activation={t}"], f"chronorec DIN ({t} tower)")
+            for t in towers}
+    rows = list(ours.values())
+    if args.bf16:
+        rows.append(ours_row("din", [*PEER_FORM, "model.activation=sigmoid", "model.bf16=true"],
+                             "chronorec DIN (sigmoid tower, bf16 activation unit; no peer)"))
     for model in args.extra_models:
-        extra = chronorec_train(prepared, args.work / "runs", args, model)
-        extra["train_rows"] = prep["train_samples"]
-        extra["cpu_s_per_1k"] = 1000.0 * extra["process_cpu_s"] / (prep["train_samples"] * args.epochs)
-        rows.append(extra)
+        rows.append(ours_row(model, [], f"chronorec {model} (no peer)"))
     for label in args.peers:
         peer = peer_train(label, export_dir, args)
+        mine = ours[PEER_TOWER[label]]
+        peer["compared_with"] = mine["library"]
         if "error" not in peer:
             peer["cpu_s_per_1k"] = 1000.0 * peer["train_cpu_s"] / (peer["train_rows"] * args.epochs)
             for key, higher in (("samples_per_s", True), ("cpu_s_per_1k", False),
                                 ("peak_rss_mb", False)):
-                peer[key + "_x"] = ratio(ours.get(key), peer.get(key), higher)
+                peer[key + "_x"] = ratio(mine.get(key), peer.get(key), higher)
         print(f"{label}: {peer.get('samples_per_s')} samples/s", file=sys.stderr)
         rows.append(peer)
 
@@ -160,7 +184,9 @@ def main() -> None:
     table = markdown_table(rows, [c for c, _ in COLUMNS], [h for _, h in COLUMNS])
     notes = [f"ml-100k ctr-leave-one-out, max history 50, mean train history "
              f"{meta['mean_hist_len']['train']:.1f}; {args.epochs} epoch(s), batch 1024, "
-             f"{args.threads} threads. Ratios: chronorec vs that peer (> 1 = chronorec better).",
+             f"{args.threads} threads. chronorec DIN in the peers' form ({', '.join(PEER_FORM)}); "
+             "ratios: a peer vs the chronorec row with its tower activation "
+             f"({', '.join(f'{p}: {t}' for p, t in PEER_TOWER.items())}; > 1 = chronorec better).",
              f"Load 1m at start {info_start['loadavg']}, at end {[round(x, 2) for x in os.getloadavg()]}."]
     if args.peer_train_rows > 0:
         notes.append(f"Peers trained on a random subset of {args.peer_train_rows:,} training rows "

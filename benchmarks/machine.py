@@ -157,7 +157,7 @@ def main() -> None:
             cost = step_cost(model, L, args.batch, args.n_items)
             sps = row["samples_per_s"]
             achieved.append({
-                "model": model, "mean_L": L, "samples_per_s": sps,
+                "model": row.get("library", model), "mean_L": L, "samples_per_s": sps,
                 "mflop_per_sample": cost["train_flops"] / 1e6, "kb_per_sample": cost["bytes"] / 1e3,
                 "gflops": sps * cost["train_flops"] / 1e9, "gbs": sps * cost["bytes"] / 1e9,
                 "load": row.get("load")})
