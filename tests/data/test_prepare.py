@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chronorec.data import store
+from chronorec.data.clean import _first_distinct
 from chronorec.data.dataset import PreparedDataset
 from chronorec.data.prepare import PrepareOptions, prepare
 from chronorec.data.schema import FIRST_ID, SPLITS, DatasetSchema
@@ -284,3 +287,33 @@ def test_equal_frequency_edges_match_numpy_inverted_cdf() -> None:
         assert equal_frequency_edges(values, bins) == expected
         np.testing.assert_array_equal(values, kept)  # overwrite=False leaves the input alone
         assert equal_frequency_edges(values, bins, overwrite=True) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["x", "y", None]), st.integers(0, 3)),
+        min_size=1,
+        max_size=60,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_first_distinct_matches_whole_row_comparison(rows: list[tuple[str, str | None, int]]) -> None:
+    """The hash-then-verify dedupe keeps exactly the rows a whole-row comparison keeps."""
+    df = pl.DataFrame(rows, schema={"user": pl.Utf8, "item": pl.Utf8, "ts": pl.Int64}, orient="row")
+    expected = df.select(pl.struct(df.columns).is_first_distinct()).to_series()
+    got = _first_distinct(df, df.columns)
+    if expected.all():
+        assert got is None
+    else:
+        assert got is not None and got.to_list() == expected.to_list()
+
+
+def test_prepare_leaves_the_source_alone_unless_asked_to_consume_it(tmp_path: Path) -> None:
+    src = synthetic_source(seed=1)
+    opts = PrepareOptions(protocol="next-item-last-out")
+    prepare(src, tmp_path / "a", opts)
+    assert src.events is not None and src.events.height > 0
+    kept = prepare(src, tmp_path / "b", opts, force=True, consume=True)
+    assert src.events is None and kept.rebuilt
+    for name in ("events.parquet", "samples/train.parquet", "vocab/item.parquet"):
+        assert pl.read_parquet(tmp_path / "a" / name).equals(pl.read_parquet(tmp_path / "b" / name))

@@ -159,7 +159,7 @@ def prepare_cmd(
                 bar.set_description(stage)
 
             result: PrepareResult = prepare(
-                data, out, opts, force=force, progress=step, request_key=request_key
+                data, out, opts, force=force, progress=step, request_key=request_key, consume=True
             )
             bar.update(bar.total - bar.n)
         finally:
