@@ -157,7 +157,10 @@ def item_side_table(
     """One raw value per item and side feature: its earliest non-null value (events before impressions).
 
     Items whose events disagree are counted in a warning; an item with no value gets null (-> UNK).
+    Without side features the table is empty (nothing to sort or group).
     """
+    if not side:
+        return pl.DataFrame(schema={"item": pl.Utf8})
     frames = [events.select("item", "ts", ROW, *side).with_columns(pl.lit(0).alias("__src"))]
     if imps is not None and side and all(s in imps.columns for s in side):
         frames.append(imps.select("item", "ts", ROW, *side).with_columns(pl.lit(1).alias("__src")))

@@ -144,18 +144,17 @@ def _encode(
     events: pl.DataFrame, imps: pl.DataFrame | None, side: list[str], where: str
 ) -> tuple[dict[str, pl.DataFrame], EventArrays, pl.DataFrame | None]:
     """Vocabularies, the item side tables and the sorted encoded events (and impressions)."""
-    sides = item_side_table(events, imps, side, where) if side else None
+    sides = item_side_table(events, imps, side, where)
     extra = [imps] if imps is not None else []
     vocabs = {
         "user": build_vocab([f["user"] for f in [events, *extra]]),
         "item": build_vocab([f["item"] for f in [events, *extra]]),
-        **{s: build_vocab([sides[s]]) for s in side if sides is not None},
+        **{s: build_vocab([sides[s]]) for s in side},
     }
     n_item_vocab = vocabs["item"].height + FIRST_ID
+    enc_sides = encode_frame(sides, vocabs)
     tables = {}
-    enc_sides = encode_frame(sides, vocabs) if sides is not None else None
     for s in side:
-        assert enc_sides is not None
         table = np.full(n_item_vocab, UNK, dtype=np.int32)
         table[PAD] = PAD
         table[enc_sides["item"].to_numpy()] = enc_sides[s].to_numpy()
@@ -238,8 +237,8 @@ def prepare(
     ``force``. ``progress`` is called with each stage name of :data:`STAGES`. ``request_key`` (the
     CLI's key of its own arguments) is stored in the manifest so the CLI can skip loading.
     ``consume=True`` lets prepare drop the source's raw string tables (``source.events`` and
-    ``source.impressions`` become ``None``) once they are encoded, so they are not held through the
-    later stages (the CLI does this; ~15% lower peak memory on amazon-beauty).
+    ``source.impressions`` become ``None``) before encoding, so they are not held through the later
+    stages (the CLI does this; measured on amazon-beauty: peak 142 -> 139 MB).
     """
     t0 = time.perf_counter()
     step = progress or (lambda _s: None)
