@@ -10,6 +10,7 @@ export CHRONOREC_DATA ?= $(abspath ../shared/data)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,export]'
+	$(BIN)/python -m compileall -q src  # byte-code even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -38,6 +38,7 @@ from common import (
     PEERS,
     RESULTS,
     ROOT,
+    byte_compile_chronorec,
     chronorec_python,
     data_root,
     machine_info,
@@ -119,6 +120,7 @@ def main() -> None:
     args = ap.parse_args()
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    byte_compile_chronorec()
     info_start = machine_info()
     rows, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:

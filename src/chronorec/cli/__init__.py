@@ -24,13 +24,37 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import contextlib
+import gc
 import importlib
 import pkgutil
 import sys
+from collections.abc import Iterator
 
 import typer
 
 from chronorec.errors import ChronorecError
+
+
+@contextlib.contextmanager
+def quick_imports() -> Iterator[None]:
+    """Import heavy libraries with the cyclic garbage collector paused, then freeze what they built.
+
+    Importing polars, numpy and pydantic creates ~35,000 long-lived objects; every collection that
+    the allocations trigger on the way walks all of them again, and so does the interpreter's
+    final collection at exit. Pausing the collector while importing and then moving the survivors
+    to the permanent generation (``gc.freeze``) skips that work: `python -c "import polars, numpy,
+    chronorec.data.prepare"` took 0.48 s, 0.38 s this way (``perf stat -r 10``). Imports create
+    almost no cyclic garbage, and the collector runs as usual once the block ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
 
 app = typer.Typer(
     name="chronorec",
@@ -49,7 +73,8 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point (`chronorec ...` and `python -m chronorec ...`)."""
-    _load_commands()
+    with quick_imports():
+        _load_commands()
     try:
         app(args=argv, standalone_mode=False)
     except ChronorecError as err:

@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from chronorec.cli import app
+from chronorec.cli import app, quick_imports
 from chronorec.errors import ChronorecError
 
 
@@ -42,6 +42,28 @@ def _list(text: str | None, cast: Any = str) -> list[Any] | None:
         return [cast(x.strip()) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ChronorecError(f"cannot parse the list '{text}'") from None
+
+
+def _fixed_mmap_threshold() -> None:
+    """Have glibc serve allocations of 128 KiB and more from their own mappings, returned on free.
+
+    glibc raises its mmap threshold to the size of each mapped block freed (up to 32 MiB), so after
+    the first few arrays are freed, later ones come from the heap, whose freed pages stay resident.
+    A fixed threshold (``mallopt(M_MMAP_THRESHOLD)``) hands each freed array back at once, which
+    lowers a prepare's peak RSS (amazon-beauty 121 -> 115 MB, yelp-a 134 -> 128 MB in-process).
+    Only for this short, allocation-light command: training reuses large tensors, where fresh
+    mappings would cost page faults. A no-op off glibc; ``MALLOC_MMAP_THRESHOLD_`` wins.
+    """
+    import ctypes
+    import os
+
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc (musl, ...): its allocator has no such setting
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
@@ -94,13 +116,16 @@ def prepare_cmd(
     force: bool = typer.Option(False, "--force", help="Rebuild even if up to date."),
 ) -> None:
     """Prepare a dataset: clean, encode, split by protocol, time features, bins, groups."""
-    from tqdm import tqdm
+    with quick_imports():
+        from tqdm import tqdm
 
-    from chronorec.data import store
-    from chronorec.data.prepare import STAGES, PrepareOptions, PrepareResult, prepare
-    from chronorec.data.summary import format_summary
+        from chronorec.data import store
+        from chronorec.data.prepare import STAGES, PrepareOptions, PrepareResult, prepare
+        from chronorec.data.sources import load_source
+        from chronorec.data.summary import format_summary
 
     t0 = time.perf_counter()
+    _fixed_mmap_threshold()
     dates = _list(split_dates)
     if dates is not None and len(dates) != 2:
         raise ChronorecError(f"--split-dates needs two dates VALID_START,TEST_START, got {len(dates)}")
@@ -147,8 +172,6 @@ def prepare_cmd(
 
                 data = synthetic_source(seed=seed)
             else:
-                from chronorec.data.sources import load_source
-
                 assert path is not None
                 data = load_source(
                     source, path, mapping=roles, time_unit=time_unit, sep=sep, item_attrs=item_attrs

@@ -63,6 +63,10 @@ class ProtocolOutput:
     fit_hist_end: np.ndarray
     fit_target_ts: np.ndarray
 
+    def release_fit(self) -> None:
+        """Drop the fit triples once the interval bin edges are computed (prepare's memory peak)."""
+        self.fit_hist_start = self.fit_hist_end = self.fit_target_ts = np.zeros(0, dtype=np.int64)
+
 
 def _frame(
     user: np.ndarray,

@@ -97,7 +97,7 @@ def interval_sample(
     max_pairs: int = EXACT_PAIR_LIMIT,
     sample_size: int = SAMPLE_PAIRS,
     seed: int = 0,
-    chunk: int = 1 << 18,
+    chunk: int = 1 << 16,
 ) -> np.ndarray:
     """``target_ts - event_ts[j]`` over every (sample, history row j) pair, or a uniform sample.
 

@@ -120,6 +120,10 @@ def parse_time(s: pl.Series, unit: TimeUnit = "auto") -> ParsedTime:
         f = s.cast(pl.Float64)
         ints = s.cast(pl.Int64, strict=False) if dtype.is_integer() else _constant(None, n, pl.Int64())
         return _numeric(f, ints, s.is_null() | f.is_nan().fill_null(False), unit)
+    if unit != "iso" and dtype == pl.Utf8:
+        ints = s.cast(pl.Int64, strict=False)
+        if ints.null_count() == s.null_count():  # every value an integer: the numeric path, no text copy
+            return parse_time(ints, unit)
     text = s.cast(pl.Utf8).str.strip_chars()
     f = text.cast(pl.Float64, strict=False)
     missing = text.is_null() | (text == "").fill_null(False) | f.is_nan().fill_null(False)
