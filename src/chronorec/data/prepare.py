@@ -368,7 +368,7 @@ def _write(
     (tmp / "vocab").mkdir()
     hour, wday, month = calendar_fields(ev.ts)
     side = {s: pl.Series(v, dtype=pl.Int32) for s, v in ev.side.items()}
-    pl.DataFrame(
+    events = pl.DataFrame(
         {
             "user": ev.user,
             "item": ev.item,
@@ -379,8 +379,10 @@ def _write(
             "wday": wday,
             "month": month,
         }
-    ).write_parquet(tmp / "events.parquet")
-    pl.DataFrame(
+    )
+    store.write_parquet(events, tmp / "events.parquet")
+    del events
+    users = pl.DataFrame(
         {
             "user": pl.Series(np.arange(ev.n_users) + FIRST_ID, dtype=pl.Int32),
             "offset": pl.Series(ev.offset, dtype=pl.Int64),
@@ -388,15 +390,17 @@ def _write(
             "n_train": pl.Series(res.n_train, dtype=pl.Int32),
             "group": pl.Series(group, dtype=pl.Int8),
         }
-    ).write_parquet(tmp / "users.parquet")
-    pl.DataFrame(
+    )
+    store.write_parquet(users, tmp / "users.parquet")
+    items = pl.DataFrame(
         {
             "item": pl.Series(np.arange(ev.n_item_vocab), dtype=pl.Int32),
             **{s: pl.Series(t, dtype=pl.Int32) for s, t in ev.item_side.items()},
         }
-    ).write_parquet(tmp / "items.parquet")
+    )
+    store.write_parquet(items, tmp / "items.parquet")
     for k, f in res.splits.items():
-        f.write_parquet(tmp / "samples" / f"{k}.parquet")
+        store.write_parquet(f, tmp / "samples" / f"{k}.parquet")
     for f, v in vocabs.items():
         save_vocab(v, tmp / "vocab" / f"{f}.parquet")
 

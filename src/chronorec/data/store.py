@@ -35,6 +35,15 @@ MANIFEST = "manifest.json"
 SCHEMA = "schema.json"
 
 
+def write_parquet(df: pl.DataFrame, path: Path) -> None:
+    """Write a prepared dataset's table: zstd level 1, not the default level 3.
+
+    Prepared tables are integer columns read back by the same library; level 1 writes amazon-beauty's
+    events.parquet in 15 instead of 25 ms for a file 4% larger (1.19 vs 1.15 MB), and reads alike.
+    """
+    df.write_parquet(path, compression="zstd", compression_level=1)
+
+
 def file_fingerprint(paths: list[Path]) -> list[dict[str, Any]]:
     """(path, size, mtime_ns) of each file; folders are expanded to the files under them."""
     out: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from chronorec.data import store
 from chronorec.data.schema import FIRST_ID, UNK
 
 
@@ -55,7 +56,7 @@ def lookup(vocab: pl.DataFrame, raw: Sequence[str] | np.ndarray) -> np.ndarray:
 
 
 def save_vocab(vocab: pl.DataFrame, path: Path) -> None:
-    vocab.select(pl.col("raw").cast(pl.Utf8), pl.col("idx").cast(pl.Int32)).write_parquet(path)
+    store.write_parquet(vocab.select(pl.col("raw").cast(pl.Utf8), pl.col("idx").cast(pl.Int32)), path)
 
 
 def load_vocab(path: Path) -> pl.DataFrame:
