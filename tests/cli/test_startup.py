@@ -34,3 +34,21 @@ def test_usage_errors_are_short_messages_not_tracebacks() -> None:
         assert out.returncode == 2, out.stderr
         assert "Traceback" not in out.stderr
         assert "Error:" in out.stderr
+
+
+def test_quick_imports_restores_the_collector_and_freezes_what_was_imported() -> None:
+    probe = (
+        "import gc\n"
+        "from chronorec.cli import quick_imports\n"
+        "before = gc.get_freeze_count()\n"
+        "with quick_imports():\n"
+        "    inside = gc.isenabled()\n"
+        "    import chronorec.data.schema\n"
+        "print(inside, gc.isenabled(), gc.get_freeze_count() > before)\n"
+        "gc.disable()\n"
+        "with quick_imports():\n"
+        "    pass\n"
+        "print(gc.isenabled())\n"  # a collector the caller had switched off stays off
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True", "False"]

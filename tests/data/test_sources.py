@@ -374,3 +374,25 @@ def test_item_attrs_add_category_and_brand(tmp_path: Path) -> None:
     data = load_source("csv", tmp_path / "e.csv", item_attrs=tmp_path / "attrs.csv")
     assert data.side == ["category", "brand"]
     assert data.events.rows() == [("1", "10", 1500000000, "3", "acme"), ("1", "11", 1500000001, "4", None)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["1500000000", "1500086400", None],  # all integers: the numeric fast path
+        ["1500000000123", "1500086400999"],  # milliseconds by magnitude
+        [" 1500000000", "1500086400 "],  # padded: the text path strips them
+        ["1500000000", ""],  # an empty string is missing, not an integer
+        ["1500000000", "1.5e9"],  # one float among integers
+    ],
+)
+def test_integer_time_strings_parse_as_their_numbers(values: list[str | None]) -> None:
+    """Integer strings skip the stripped text copy; the result equals parsing the numbers themselves."""
+    from chronorec.data.sources._time import parse_time
+
+    text = parse_time(pl.Series(values, dtype=pl.Utf8))
+    numbers = parse_time(pl.Series([None if v is None or not v.strip() else float(v) for v in values]))
+    assert text.seconds.to_list() == numbers.seconds.to_list()
+    assert text.unit == numbers.unit and text.subsecond == numbers.subsecond
+    assert text.missing.to_list() == numbers.missing.to_list()
+    assert not text.invalid.any()
