@@ -89,10 +89,15 @@ INTERPOS_PLAN = [*_rhythm_rows("SASRec", "sasrec", {"dim": 128}),
 PLANS = {"tin": TIN_PLAN, "interpos": INTERPOS_PLAN}
 # training / task defaults of each plan (under the user's --set): INTERPOS early-stops on valid NDCG@10
 # (the issue's choice; the released INTERPOS configs stop on MRR@10: --set task.select_metric=mrr@10)
-# with patience 10 and batch 4096; TIN uses the trainer's defaults (Adam 1e-3, clip 5)
+# with patience 10; TIN uses the trainer's defaults (Adam 1e-3, clip 5). Batch sizes differ in unit:
+# the released INTERPOS configs' 4096 is RecBole's, i.e. 4096 (prefix, target) pairs, while a chronorec
+# next-item batch holds whole sequences (every position trained at once). 64 sequences are ~2,500
+# target positions on ml-100k's 50-event windows and ~400 on amazon-beauty's short sequences; on
+# ml-100k, 256 sequences left GRU4Rec at test NDCG@10 0.028 after 20 epochs (~200 steps), 32 reached
+# 0.064 (docs/results.md §6). Large datasets may raise it (--set train.batch_size=256) for speed.
 PLAN_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "tin": {"train": {}, "task": {}},
-    "interpos": {"train": {"patience": 10, "batch_size": 4096}, "task": {"select_metric": "ndcg@10"}},
+    "interpos": {"train": {"patience": 10, "batch_size": 64}, "task": {"select_metric": "ndcg@10"}},
 }
 
 ConfigMaker = Callable[[Spec, int], Any]  # (row, seed) -> RunConfig
