@@ -81,6 +81,7 @@ class GroupAggregatedTask:
         self.inner = inner
         self.name = getattr(inner, "name", "task")
         self.select_metric = inner.select_metric  # type: ignore[attr-defined]
+        self.eval_batch_size = inner.eval_batch_size  # type: ignore[attr-defined]
         self.weights = torch.tensor(list(weights), dtype=torch.float64)
         self.per_term = per_term  # True: weights apply to each term (re-weighting), not to group means
 

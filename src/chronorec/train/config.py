@@ -36,7 +36,7 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(256, gt=0)  # global: each of W DDP processes takes batch_size // W
-    eval_batch_size: int = Field(1024, gt=0)
+    eval_batch_size: int | None = Field(None, gt=0)  # None: the task's (CTR 1024 samples, next-item 256 sequences)
     epochs: int = Field(10, ge=1)
     max_len: int | None = Field(None, ge=1)  # history cap at batch time (None = the longest stored history)
     bucket: bool = True  # train batches of similar history length: far less padding (4x faster on Amazon)

@@ -26,6 +26,7 @@ class CTRTask:
 
     name = "ctr"
     select_metric = "gauc"
+    eval_batch_size = 1024  # samples: one target and one history each
 
     def __init__(self, group_names: list[str] | None = None, gauc_weight: GaucWeight = "impressions") -> None:
         self.group_names = list(group_names or [])

@@ -95,6 +95,9 @@ class NextItemTask:
     """Full-ranking next-item task (see the module docstring)."""
 
     name = "next_item"
+    # sequences: evaluation runs the whole encoder over every position of each, so a batch costs ~50x
+    # a CTR sample; 256 instead of 1024 lowered ml-100k's peak RSS by 85 MB (GRU4Rec) and 185 MB (SASRec)
+    eval_batch_size = 256
 
     def __init__(
         self,

@@ -160,7 +160,8 @@ class LoadedRun:
         """An unshuffled, length-sorted loader over ``split`` with the run's history cap."""
         tc = self.config.train
         return build.make_loader(
-            self.dataset, split, batch_size=batch_size or tc.eval_batch_size, shuffle=False,
+            self.dataset, split, batch_size=batch_size or tc.eval_batch_size or self.task.eval_batch_size,
+            shuffle=False,
             seed=tc.seed, max_len=tc.max_len, bucket=True,
         )
 

@@ -19,6 +19,7 @@ from chronorec.data.batch import Batch
 class Task(Protocol):
     name: str
     select_metric: str  # validation metric used for early selection, higher is better ("gauc", "ndcg@10")
+    eval_batch_size: int  # evaluation batch when train.eval_batch_size is not set
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Scalar training loss of one batch (including any auxiliary loss the model returns)."""

@@ -222,7 +222,8 @@ class Trainer:
     def _eval_loader(self, split: str) -> Any:
         tc = self.config.train
         # length-sorted batches: 10-15x faster than random ones on Amazon, metrics do not depend on order
-        return build.make_loader(self.dataset, split, batch_size=tc.eval_batch_size, shuffle=False,
+        batch_size = tc.eval_batch_size or self.task.eval_batch_size
+        return build.make_loader(self.dataset, split, batch_size=batch_size, shuffle=False,
                                  seed=tc.seed, max_len=tc.max_len, bucket=True)
 
     def _eval_batches(self, split: str) -> Any:
