@@ -50,7 +50,7 @@ def _fixed_mmap_threshold() -> None:
     glibc raises its mmap threshold to the size of each mapped block freed (up to 32 MiB), so after
     the first few arrays are freed, later ones come from the heap, whose freed pages stay resident.
     A fixed threshold (``mallopt(M_MMAP_THRESHOLD)``) hands each freed array back at once, which
-    lowers a prepare's peak RSS (amazon-beauty 121 -> 115 MB, yelp-a 134 -> 128 MB in-process).
+    lowers a prepare's peak RSS (the whole command: amazon-beauty 122 -> 120 MB, yelp-a 137 -> 134 MB).
     Only for this short, allocation-light command: training reuses large tensors, where fresh
     mappings would cost page faults. A no-op off glibc; ``MALLOC_MMAP_THRESHOLD_`` wins.
     """
