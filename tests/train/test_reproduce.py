@@ -38,6 +38,8 @@ def test_reproduce_tin_tables_and_resume(tiny_ctr_dataset: Path, tmp_path: Path,
     results = json.loads((root / "results.json").read_text())["rows"]
     assert set(results) == {"Avg Pooling & Concat", "TIN", "TIN (COE)"}
     assert results["TIN"]["seeds"] == [0, 1] and len(results["TIN"]["by_length"]) == 2
+    # Table 3b: GAUC by history time span, one dict of buckets per seed
+    assert len(results["TIN"]["by_span"]) == 2 and all(results["TIN"]["by_span"][0])
     metrics = root / "runs" / "tin" / "seed1" / "metrics.json"
     assert json.loads(metrics.read_text())["test"] == results["TIN"]["test"][1]
     assert json.loads((root / "runs" / "tin" / "seed1" / "config.json").read_text())["train"]["seed"] == 1

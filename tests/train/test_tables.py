@@ -66,3 +66,15 @@ def test_ranking_table_delta_vs_base() -> None:
     assert lines[0].startswith("| Model | NDCG@10 | NDCG@20 | HIT@10 | HIT@20 | MRR@10 |")
     assert lines[2].endswith("| – | 2 |")
     assert lines[3].endswith("| +50.00 | 2 |")
+
+
+def test_gauc_by_time_span_and_its_table() -> None:
+    """The by-span table: day spans bucketed by DEFAULT_SPAN_EDGES_DAYS, rendered TTE-P vs TTE-T."""
+    days = np.array([0, 89, 90, 400, 800, 2000])
+    idx, names = tables.length_buckets(days, tables.DEFAULT_SPAN_EDGES_DAYS)
+    assert names == ["[0, 90)", "[90, 365)", "[365, 730)", "[730, 1460)", "[1460, 2000]"]
+    assert idx.tolist() == [0, 0, 1, 2, 3, 4]
+    by_span = {"TTE-P": [{"[0, 90)": 0.60, "[1460, 2000]": 0.70}], "TTE-T": [{"[0, 90)": 0.60, "[1460, 2000]": 0.77}]}
+    t = tables.table3(by_span, other="TTE-T", header="History time span (days)").splitlines()
+    assert t[0] == "| History time span (days) | [0, 90) | [1460, 2000] |"
+    assert t[-1] == "| Δ% (GAUC, TTE-T vs TTE-P) | +0.00 | +10.00 |"

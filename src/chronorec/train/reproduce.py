@@ -6,15 +6,17 @@ tables (:mod:`chronorec.train.tables`) in the papers' layouts::
     OUT/<name>/                      name defaults to reproduce-<plan>-<dataset>
       runs/<model-label>/seed<k>/    ordinary run folders (config, env, metrics, checkpoints, predictions)
       results.json                   per row: model, overrides, per-seed test metrics (+ GAUC by length)
-      tables.md                      TIN: Tables 1, 3 and 4; INTERPOS: the ranking table
+      tables.md                      TIN: Tables 1, 3, 3b and 4; INTERPOS: the ranking table
 
 It is resumable: a (model, seed) whose run folder holds ``metrics.json`` is skipped, one with a
 checkpoint is resumed, so re-running the command after an interruption only does what is missing.
 A run folder started with a different configuration is an error (choose another ``--name``).
 
 Plans are fixed lists of rows (label, registry name, model options); models not registered are
-skipped with a warning. Table 3 (GAUC by history length, TTE-P vs COE) is computed from each run's
-``predictions/test.parquet`` and the test samples' stored history lengths.
+skipped with a warning. Table 3 (GAUC by history length, TTE-P vs COE) and Table 3b (GAUC by the
+history's time span in days, TTE-P vs TTE-T: the paper credits TTE-T's Amazon gain to behaviors
+spread over years) are computed from each run's ``predictions/test.parquet`` and the test samples'
+stored histories.
 """
 
 from __future__ import annotations
@@ -138,7 +140,19 @@ def _history_lengths(data: Path) -> np.ndarray:
     return (s["hist_end"] - s["hist_start"]).to_numpy()
 
 
-def _by_length(run_dir: Path, lengths: np.ndarray) -> dict[str, float] | None:
+def _history_spans(data: Path) -> np.ndarray:
+    """Per test sample, whole days from its first history behavior to its target (0 without history)."""
+    s = pl.read_parquet(data / "samples" / "test.parquet", columns=["hist_start", "hist_end", "ts"])
+    ev_ts = pl.read_parquet(data / "events.parquet", columns=["ts"])["ts"].to_numpy()
+    start, end, ts = (s[c].to_numpy() for c in ("hist_start", "hist_end", "ts"))
+    has = end > start
+    first = ev_ts[np.where(has, start, 0)] if ev_ts.size else np.zeros_like(ts)
+    return np.where(has, (ts - first) // 86_400, 0)
+
+
+def _by_length(
+    run_dir: Path, lengths: np.ndarray, edges: tuple[int, ...] = tables.DEFAULT_LENGTH_EDGES
+) -> dict[str, float] | None:
     p = run_dir / "predictions" / "test.parquet"
     if not p.is_file():
         return None
@@ -147,7 +161,7 @@ def _by_length(run_dir: Path, lengths: np.ndarray) -> dict[str, float] | None:
         return None
     idx = df["index"].to_numpy()
     return tables.gauc_by_length(df["label"].to_numpy(), df["score"].to_numpy(), df["user"].to_numpy(),
-                                 lengths[idx])
+                                 lengths[idx], edges)
 
 
 def reproduce(
@@ -157,11 +171,12 @@ def reproduce(
     """Run every (row, seed) of ``plan`` into ``out_dir`` and write results.json and tables.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     lengths = _history_lengths(data) if plan_name == "tin" else None
+    spans = _history_spans(data) if plan_name == "tin" else None
     rows: dict[str, dict[str, Any]] = {}
     total, k = len(plan) * len(seeds), 0
     for spec in plan:
         row = rows.setdefault(spec.label, {"model": spec.model, "overrides": spec.overrides, "seeds": [],
-                                           "test": [], "valid": [], "by_length": []})
+                                           "test": [], "valid": [], "by_length": [], "by_span": []})
         for seed in seeds:
             k += 1
             run_dir = out_dir / "runs" / spec.slug / f"seed{seed}"
@@ -170,10 +185,11 @@ def reproduce(
             row["seeds"].append(seed)
             row["test"].append(m["test"])
             row["valid"].append(m["valid"])
-            if lengths is not None:
+            if lengths is not None and spans is not None:
                 bl = _by_length(run_dir, lengths)
                 if bl is not None:
                     row["by_length"].append(bl)
+                    row["by_span"].append(_by_length(run_dir, spans, tables.DEFAULT_SPAN_EDGES_DAYS))
         write_json(out_dir / "results.json", {"plan": plan_name, "data": str(data), "rows": rows})
     text = render(plan_name, plan, rows, data, seeds)
     (out_dir / "tables.md").write_text(text)
@@ -193,6 +209,10 @@ def render(plan_name: str, plan: list[Spec], rows: dict[str, dict[str, Any]], da
     by_len = {"TTE-P": rows.get("TIN", {}).get("by_length", []), "COE": rows.get("TIN (COE)", {}).get("by_length", [])}
     if by_len["TTE-P"] or by_len["COE"]:
         parts += ["\n## Table 3: GAUC by history length, TTE-P vs COE\n", tables.table3(by_len)]
+    by_span = {"TTE-P": rows.get("TIN", {}).get("by_span", []), "TTE-T": rows.get("TIN (TTE-T)", {}).get("by_span", [])}
+    if by_span["TTE-P"] or by_span["TTE-T"]:
+        parts += ["\n## Table 3b: GAUC by history time span (days), TTE-P vs TTE-T\n",
+                  tables.table3(by_span, other="TTE-T", header="History time span (days)")]
     t4 = {enc: tests[label] for enc, label in TABLE4_ROWS.items() if label in tests}
     if t4:
         parts += ["\n## Table 4: temporal encodings (Δ% vs TTE-P)\n", tables.table4(t4)]
