@@ -49,13 +49,7 @@ from chronorec.data.protocols import (
 )
 from chronorec.data.schema import FIRST_ID, PAD, UNK, DatasetSchema, Protocol
 from chronorec.data.summary import format_summary, summarize
-from chronorec.data.timefeatures import (
-    EXACT_PAIR_LIMIT,
-    calendar_fields,
-    equal_frequency_edges,
-    event_gaps,
-    interval_sample,
-)
+from chronorec.data.timefeatures import EXACT_PAIR_LIMIT, calendar_fields, event_gaps, fit_bin_edges
 from chronorec.data.vocab import build_vocab, encode_frame, save_vocab
 from chronorec.errors import ChronorecError, warn
 
@@ -201,34 +195,6 @@ def _run_protocol(
     return res
 
 
-def _bin_edges(
-    ev: EventArrays, res: ProtocolOutput, gap: np.ndarray, opts: PrepareOptions
-) -> tuple[dict[str, list[float]], int]:
-    """Equal-frequency edges of the training intervals and gaps, and the number of interval pairs.
-
-    Consumes ``res``'s fit triples: the pair array (the largest array of a prepare, 4.7 MB on
-    amazon-beauty) and the triples are released here, before the write stage, which is where a
-    prepare's memory peaks (the parquet writer's code and buffers come on top).
-    """
-    # events are grouped by user: each user's first n_train events are training behaviors
-    runs = np.column_stack([res.n_train, ev.length - res.n_train]).ravel()
-    in_train = np.repeat(np.tile(np.array([True, False]), res.n_train.size), runs)
-    intervals = interval_sample(
-        res.fit_hist_start,
-        res.fit_hist_end,
-        res.fit_target_ts,
-        ev.ts,
-        max_pairs=opts.interval_max_pairs,
-        seed=opts.seed,
-    )
-    res.release_fit()
-    edges = {
-        "interval": equal_frequency_edges(intervals, opts.n_bins, overwrite=True),
-        "gap": equal_frequency_edges(gap[in_train & (gap >= 0)], opts.n_bins, overwrite=True),
-    }
-    return edges, int(intervals.size)
-
-
 def _history_cap(opts: PrepareOptions) -> int | None:
     if opts.protocol == "ctr-time-split":
         return min(opts.history_n, opts.max_history or opts.history_n)
@@ -316,7 +282,9 @@ def prepare(
     res = _run_protocol(ev, imps_enc, opts, where)
     step("time features")
     gap = event_gaps(ev.ts, ev.user)
-    bin_edges, counts["interval_pairs"] = _bin_edges(ev, res, gap, opts)
+    bin_edges, counts["interval_pairs"] = fit_bin_edges(
+        ev, res, gap, opts.n_bins, max_pairs=opts.interval_max_pairs, seed=opts.seed
+    )
     group, spec = activity_groups(
         res.n_train, head_share=opts.head_share, thresholds=opts.group_thresholds, names=opts.group_names
     )

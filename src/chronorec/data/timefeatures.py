@@ -19,8 +19,12 @@ the target's own origin (TIN's ``p[0]``).
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from chronorec.data.protocols import EventArrays, ProtocolOutput
 
 SECONDS_PER_DAY = 86_400
 EXACT_PAIR_LIMIT = 20_000_000  # above this many (target, behavior) pairs the interval edges use a sample
@@ -131,3 +135,32 @@ def interval_sample(
         first = 0 if lo == 0 else int(cum[lo - 1])
         out[first : first + rows.size] = np.repeat(target_ts[lo:hi], n) - event_ts[rows]
     return out
+
+
+def fit_bin_edges(
+    ev: EventArrays,
+    res: ProtocolOutput,
+    gap: np.ndarray,
+    n_bins: int,
+    *,
+    max_pairs: int = EXACT_PAIR_LIMIT,
+    seed: int = 0,
+) -> tuple[dict[str, list[float]], int]:
+    """``prepare``'s training-only edges: ``{"interval": .., "gap": ..}`` and the number of interval pairs.
+
+    Intervals come from the protocol's training (history, target) triples, gaps from each user's
+    first ``n_train`` events (events are grouped by user). Consumes ``res``'s fit triples: they and
+    the pair array (the largest array of a prepare, 4.7 MB on amazon-beauty) are released here,
+    before the write stage, where a prepare's memory peaks.
+    """
+    runs = np.column_stack([res.n_train, ev.length - res.n_train]).ravel()
+    in_train = np.repeat(np.tile(np.array([True, False]), res.n_train.size), runs)
+    intervals = interval_sample(
+        res.fit_hist_start, res.fit_hist_end, res.fit_target_ts, ev.ts, max_pairs=max_pairs, seed=seed
+    )
+    res.release_fit()
+    edges = {
+        "interval": equal_frequency_edges(intervals, n_bins, overwrite=True),
+        "gap": equal_frequency_edges(gap[in_train & (gap >= 0)], n_bins, overwrite=True),
+    }
+    return edges, int(intervals.size)

@@ -71,6 +71,15 @@ def make_loader(
     )
 
 
+
+def make_eval_loader(dataset: Any, split: str, train: Any, task: Any, batch_size: int | None = None) -> Any:
+    """Unshuffled, length-sorted batches of ``split`` with the run's history cap (metrics do not depend
+    on order; length-sorted batches evaluate 10-15x faster than random ones on Amazon). Batch size:
+    ``batch_size``, else ``train.eval_batch_size``, else the task's default."""
+    size = batch_size or train.eval_batch_size or task.eval_batch_size
+    return make_loader(dataset, split, batch_size=size, shuffle=False, seed=train.seed, max_len=train.max_len,
+                       bucket=True)
+
 def train_groups(config: RunConfig, schema: DatasetSchema) -> list[int] | None:
     """The activity groups the training loader keeps (:func:`trained_group`; None = all).
     Filtering rows in the loader (rather than zero-weighting the other group's rows) keeps every

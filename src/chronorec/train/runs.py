@@ -158,12 +158,7 @@ class LoadedRun:
 
     def loader(self, split: str, batch_size: int | None = None) -> Any:
         """An unshuffled, length-sorted loader over ``split`` with the run's history cap."""
-        tc = self.config.train
-        return build.make_loader(
-            self.dataset, split, batch_size=batch_size or tc.eval_batch_size or self.task.eval_batch_size,
-            shuffle=False,
-            seed=tc.seed, max_len=tc.max_len, bucket=True,
-        )
+        return build.make_eval_loader(self.dataset, split, self.config.train, self.task, batch_size)
 
     def evaluate(self, split: str = "test") -> dict:
         return self.task.evaluate(self.model, self.loader(split).iter_epoch(0))

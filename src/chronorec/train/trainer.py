@@ -220,11 +220,7 @@ class Trainer:
         self.state.samples_seen += len(batch) * self.info.world_size
 
     def _eval_loader(self, split: str) -> Any:
-        tc = self.config.train
-        # length-sorted batches: 10-15x faster than random ones on Amazon, metrics do not depend on order
-        batch_size = tc.eval_batch_size or self.task.eval_batch_size
-        return build.make_loader(self.dataset, split, batch_size=batch_size, shuffle=False,
-                                 seed=tc.seed, max_len=tc.max_len, bucket=True)
+        return build.make_eval_loader(self.dataset, split, self.config.train, self.task)
 
     def _eval_batches(self, split: str) -> Any:
         return self._eval_loader(split).iter_epoch(0)
