@@ -1,23 +1,49 @@
 """The CLI starts light: loading every command must not import torch (prepare and friends never need
-it; it costs ~300 MB and seconds of start-up), and OpenMP waits passively unless the user says otherwise."""
+it; it costs ~300 MB and seconds of start-up), and OpenMP waits passively only on a busy machine,
+unless the user says otherwise."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
 PROBE = (
     "import os, sys\n"
     "from chronorec.cli import _load_commands\n"
     "_load_commands()\n"
-    "print('torch' in sys.modules, os.environ['OMP_WAIT_POLICY'])\n"
+    "print('torch' in sys.modules, os.environ.get('OMP_WAIT_POLICY', 'default'))\n"
 )
 
 
 def test_loading_commands_does_not_import_torch() -> None:
     env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["False", "PASSIVE"]
+    assert out.stdout.split()[0] == "False"
+
+
+def test_openmp_waits_passively_only_when_the_cores_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    import chronorec.cli as cli
+
+    for var in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    for others, expected in ((0, None), (1, None), (2, "PASSIVE"), (5, "PASSIVE")):
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        monkeypatch.setattr(cli, "_others_running", lambda n=others: n)
+        cli._openmp_wait_policy()
+        assert cli.os.environ.get("OMP_WAIT_POLICY") == expected, others
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")  # the user's own OpenMP setting wins
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    cli._openmp_wait_policy()
+    assert "OMP_WAIT_POLICY" not in cli.os.environ
+
+
+def test_running_count_reads_proc_loadavg() -> None:
+    import chronorec.cli as cli
+
+    assert cli._others_running() >= 0
 
 
 def test_user_omp_setting_wins() -> None:

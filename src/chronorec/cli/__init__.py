@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 
-# OpenMP threads that spin while waiting collapse on a shared or oversubscribed machine (TIN on two
-# threads: ~600 instead of ~8,500 samples/s measured here); passive waiting costs little when the
-# machine is idle. It only takes effect before torch is loaded, hence here; a user's setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Polars allocates through its own jemalloc, which by default keeps freed pages for 10 s: a prepare's
 # short-lived frames then pile up (beauty peaked at 230 MB instead of 170 MB). Returning them at once
 # costs no measurable time here. Read when polars is first imported; a user's setting wins.
@@ -65,6 +61,46 @@ app = typer.Typer(
 )
 
 
+def _others_running() -> int:
+    """Runnable threads on this machine besides this one, the least of three looks 1 ms apart
+    (``/proc/loadavg``'s running count; 0 where there is no such file)."""
+    import time
+
+    seen = []
+    for i in range(3):
+        try:
+            with open("/proc/loadavg") as f:
+                seen.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return 0
+        if seen[-1] == 0:
+            return 0
+        if i < 2:
+            time.sleep(0.001)
+    return min(seen)
+
+
+def _openmp_wait_policy() -> None:
+    """Let torch's OpenMP threads spin between kernels on a free machine, sleep on a busy one.
+
+    Spinning threads collapse when other processes want the cores (DIN on two threads beside two
+    one-thread jobs on a 2-core machine: 1,500 samples/s spinning, 6,500 passive), and passive
+    threads pay a wake-up on every kernel when the cores are free (the same DIN alone: 12,000
+    spinning, 7,100 passive). So: passive when at least half the cores are already running
+    something else at start-up, OpenMP's default otherwise. OpenMP reads it when torch is first
+    imported, so :func:`main` decides before running a command; a user's ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` wins.
+    """
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    if cores > 1 and _others_running() >= max(1, cores // 2):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 def _load_commands() -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
@@ -75,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point (`chronorec ...` and `python -m chronorec ...`)."""
     with quick_imports():
         _load_commands()
+    _openmp_wait_policy()  # before any command imports torch
     try:
         app(args=argv, standalone_mode=False)
     except ChronorecError as err:

@@ -49,6 +49,8 @@ def bench_train(
     steps: int = typer.Option(50, "--steps", min=1, help="timed training steps"),
     warmup: int = typer.Option(5, "--warmup", min=0, help="untimed steps first"),
     as_json: bool = typer.Option(False, "--json", help="one JSON line instead of a table"),
+    profile: int = typer.Option(0, "--profile", min=0, help="after timing, run the timed steps again under "
+                                "torch.profiler and print its top N (op, input shapes) by self CPU time (0: no profile)"),
 ) -> None:
     """Time training steps of MODEL on DATA (the trainer's loader, task, model and optimizer)."""
     import torch
@@ -99,6 +101,13 @@ def bench_train(
         "samples_per_s": round(seen / wall, 1), "cpu_s_per_1k_samples": round(1000 * cpu / max(seen, 1), 4),
         "peak_rss_mb": round(_peak_rss_mb(), 1), "loadavg_1m": round(os.getloadavg()[0], 2),
     }, as_json)
+    if profile:
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(record_shapes=True) as prof:
+            run(steps)
+        table = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=profile)
+        typer.echo(table)
 
 
 @bench_app.command("loader")

@@ -160,12 +160,12 @@ class ActivationUnit(nn.Module):
             raise ValueError("the activation unit needs at least one hidden layer")
         if activation == "dice":
             raise ValueError("dice normalises over the batch; padded behaviors would leak into it")
-        self.dim = dim
+        self.dim, self.act_name = dim, activation
         self.first = nn.Linear(4 * dim, hidden[0])
         self.rest = MLP(hidden[0], hidden[1:], activation, 0.0, out_dim=1)
         self.act = make_activation(activation, hidden[0])
 
-    def _query_weight(self) -> Tensor:
+    def query_weight(self) -> Tensor:
         """``W1 + W3`` (``[H, D]``), applied once per query."""
         D, w = self.dim, self.first.weight  # [H, 4D]
         return w[:, :D] + w[:, 2 * D : 3 * D]
@@ -176,7 +176,7 @@ class ActivationUnit(nn.Module):
         D, w = self.dim, self.first.weight
         return w[:, D : 2 * D] - w[:, 2 * D : 3 * D]
 
-    def _product_weight(self) -> Tensor:
+    def product_weight(self) -> Tensor:
         """``W4`` (``[H, D]``), applied to ``q * k`` per (query, key) pair."""
         return self.first.weight[:, 3 * self.dim :]
 
@@ -185,10 +185,10 @@ class ActivationUnit(nn.Module):
         # bf16: the per-position GEMMs (q*k and the hidden layers) under autocast, ~3x the fp32
         # GEMM rate on AVX-512-BF16 CPUs; scores come back in the input dtype
         with torch.autocast(k.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            hq = q @ self._query_weight().T + self.first.bias  # [B, H]: once per sample
+            hq = q @ self.query_weight().T + self.first.bias  # [B, H]: once per sample
             if k_part is None:
                 k_part = k @ self.key_weight().T  # [B, L, H]
-            hk = k_part + (k * q.unsqueeze(1)) @ self._product_weight().T  # [B, L, H]
+            hk = k_part + (k * q.unsqueeze(1)) @ self.product_weight().T  # [B, L, H]
             h = self.act(hk + hq.unsqueeze(1))  # [B, L, H]
             return self.rest(h).squeeze(-1).to(k.dtype)  # [B, L]
 
@@ -197,9 +197,9 @@ class ActivationUnit(nn.Module):
 
         The key part is computed once per position (``[L, H]``), only ``q * k`` per pair.
         """
-        hq = q @ self._query_weight().T + self.first.bias  # [C, H]
+        hq = q @ self.query_weight().T + self.first.bias  # [C, H]
         hk = k @ self.key_weight().T  # [L, H]
-        h = (q.unsqueeze(1) * k.unsqueeze(0)) @ self._product_weight().T  # [C, L, H]
+        h = (q.unsqueeze(1) * k.unsqueeze(0)) @ self.product_weight().T  # [C, L, H]
         h = self.act(hk.unsqueeze(0) + h + hq.unsqueeze(1))
         return self.rest(h).squeeze(-1)  # [C, L]
 

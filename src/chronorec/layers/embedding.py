@@ -89,8 +89,18 @@ class FeatureEmbedding(nn.Module):
         replaces a ``[B*L, D] x [D, H]`` GEMM (and its two backward GEMMs) by one of ~1/4 the rows.
         Padded positions gather the zero tuple's row, which is zero.
         """
-        if self.radix is None:
+        distinct = self.distinct_history(batch)
+        if distinct is None:
             return self.history(batch) @ weight.T
+        emb, inverse = distinct
+        return gather_rows(emb @ weight.T, inverse, padding=False)  # [B, L, H]
+
+    def distinct_history(self, batch: Batch) -> tuple[Tensor, Tensor] | None:
+        """``(emb [U, D], inverse [B, L])`` with ``history(batch) == emb[inverse]``: each distinct id
+        tuple of the batch embedded once (padded positions map to the zero tuple's row, which is
+        zero). None when the ids cannot be packed into one integer key."""
+        if self.radix is None:
+            return None
         ids = torch.stack([batch.hist_item, *(batch.hist_side[f] for f in self.fields[1:])], dim=-1)  # [B, L, F]
         ids = torch.where(batch.mask.unsqueeze(-1), ids, 0)
         key = (ids * torch.tensor(self.radix, device=ids.device)).sum(-1)  # [B, L]
@@ -98,8 +108,7 @@ class FeatureEmbedding(nn.Module):
         sizes = torch.tensor(self.sizes, device=ids.device)
         parts = (uniq.unsqueeze(-1) // torch.tensor(self.radix, device=ids.device)) % sizes  # [U, F]
         rows = torch.where(parts != PAD, parts + self.offsets, 0)  # [U, F]
-        proj = gather_rows(self.weight, rows).flatten(-2) @ weight.T  # [U, H]
-        return gather_rows(proj, inverse, padding=False)  # [B, L, H]
+        return gather_rows(self.weight, rows).flatten(-2), inverse  # [U, D], [B, L]
 
     def history(self, batch: Batch) -> Tensor:
         """Behavior embeddings; padded positions read the zero row whatever their ids. ``-> [B, L, D]``"""

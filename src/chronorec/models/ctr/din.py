@@ -36,7 +36,9 @@ from torch import Tensor
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
+from chronorec.layers.activation_pool import fused_activation_pool
 from chronorec.layers.attention import ActivationUnit, attention_pool, masked_softmax, softmax_pool
+from chronorec.layers.fused import gather_rows
 from chronorec.models.base import Explanation, ModelOutput
 from chronorec.models.ctr.common import CTRBase, PooledCTRConfig, config_preset, explanation, zero_pad
 from chronorec.models.registry import register_model
@@ -74,18 +76,37 @@ class DIN(CTRBase):
         return self.logit(self.mlp, torch.cat(feats, dim=-1), batch)
 
     def forward(self, batch: Batch) -> ModelOutput:
-        e, v = self.encode(batch)  # [B, L, D], [B, D]
-        # the activation unit's key part (W2 - W3) e~_i, once per distinct behavior and temporal row
+        # the activation unit's key part (W2 - W3) e~_i is linear: projected once per distinct behavior
+        # (ptable, index) and temporal table row (dense); without a temporal encoding the behaviors
+        # themselves stay a table of distinct rows too (ktable), never a [B, L, D] tensor
         wk = self.unit.key_weight()  # [H, D]
-        k_part = self.embed.project_history(batch, wk)  # [B, L, H]
-        pk = self.temporal.project_history(batch, wk)
-        if pk is not None:
-            k_part = k_part + pk
-        s = self.unit(v, e, k_part=k_part)  # [B, L]
-        if self.cfg.weight_norm == "softmax":
-            u = softmax_pool(s / math.sqrt(self.D), e, batch.mask)  # [B, D], fused backward
+        distinct = self.embed.distinct_history(batch)  # ([U, D], [B, L]) or None
+        e = ktable = ptable = index = dense = None
+        if distinct is not None and self.temporal.zero:
+            ktable, index = distinct
+            ptable, v = ktable @ wk.T, self.embed.target(batch)  # [U, H], [B, D]
         else:
-            u = attention_pool(zero_pad(s, batch.mask), e)
+            e, v = self.encode(batch)  # [B, L, D], [B, D]
+            dense = self.temporal.project_history(batch, wk)  # [B, L, H] or None
+            if distinct is None:
+                k_sem = self.embed.project_history(batch, wk)
+                dense = k_sem if dense is None else k_sem + dense
+            else:
+                ptable, index = distinct[0] @ wk.T, distinct[1]
+        scale = 1 / math.sqrt(self.D)
+        u = fused_activation_pool(self.unit, v, e, batch.mask, self.cfg.weight_norm, scale,
+                                  ktable=ktable, ptable=ptable, index=index, dense=dense)
+        if u is None:  # not fusable (prelu, bf16, tracing): the composed ops
+            if e is None:
+                e = gather_rows(ktable, index, padding=False)
+            k_part = gather_rows(ptable, index, padding=False) if ptable is not None else None
+            if dense is not None:
+                k_part = dense if k_part is None else k_part + dense
+            s = self.unit(v, e, k_part=k_part)  # [B, L]
+            if self.cfg.weight_norm == "softmax":
+                u = softmax_pool(s / math.sqrt(self.D), e, batch.mask)  # [B, D], fused backward
+            else:
+                u = attention_pool(zero_pad(s, batch.mask), e)
         return ModelOutput(logits=self._logit(u, v, batch))
 
     def score_shared_history(self, batch: Batch) -> Tensor:

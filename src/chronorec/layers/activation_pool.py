@@ -1,0 +1,225 @@
+"""DIN's activation-unit attention pooling, one cache-sized block of samples at a time.
+
+For a target ``q [B, D]``, behaviors ``k [B, L, D]`` and the behavior mask it computes::
+
+    h1_i = act(hq + kpart_i + W4 (q * k_i))        hq = (W1 + W3) q + b1,  kpart_i = (W2 - W3) k_i
+    s_i  = MLP(h1_i)                               the unit's hidden layers (80 -> 40 -> 1)
+    a    = masked softmax of s * scale             (norm="softmax")  or  s * mask  (norm="none")
+    u    = sum_i a_i k_i                           -> [B, D]
+
+exactly what :class:`~chronorec.layers.attention.ActivationUnit` followed by ``softmax_pool`` or
+``attention_pool`` computes, as one autograd Function that walks the batch in blocks of about
+``rows`` behavior positions. Autograd over the composed ops writes and re-reads a dozen
+``[B, L, H]`` and ``[B, L, D]`` tensors per step (16-26 MB each at B=1024, L=50), each a fresh
+allocation paid in page faults; here a block's intermediates stay in cache, the forward keeps
+nothing per position, and the backward recomputes the block's forward (+1/3 of the unit's FLOPs)
+instead of reading saved activations back from memory.
+
+Behaviors and key parts may come as small tables plus one index ``[B, L]`` (``k = ktable[index]``,
+``kpart = ptable[index]``): a batch repeats items a lot, so DIN embeds and projects each distinct
+behavior once. Their gradients are then summed into the tables' rows block by block, and neither
+``[B, L, D]`` nor ``[B, L, H]`` is ever materialised, forward or backward.
+
+Only activations whose derivative is a function of their output (sigmoid, relu) are fused;
+:func:`fused_activation_pool` returns None otherwise and the caller composes the ops.
+
+Example::
+
+    >>> from chronorec.layers.attention import ActivationUnit, attention_pool
+    >>> unit = ActivationUnit(dim=8, hidden=[6, 4])
+    >>> q, k, mask = torch.randn(3, 8), torch.randn(3, 5, 8), torch.rand(3, 5) > 0.3
+    >>> u = fused_activation_pool(unit, q, k, mask, norm="none")
+    >>> bool(torch.allclose(u, attention_pool(unit(q, k) * mask, k), atol=1e-6))
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+# behavior positions per block: [rows, 80] fp32 intermediates are ~1.3 MB, within L2
+DEFAULT_ROWS = 4096
+
+
+def _act(x: Tensor, name: str) -> Tensor:
+    """The activation, in place."""
+    return x.sigmoid_() if name == "sigmoid" else x.relu_()
+
+
+def _act_grad(g: Tensor, y: Tensor, name: str) -> Tensor:
+    """``g * act'(x)`` from the activation's output ``y``, in place on ``g``."""
+    if name == "sigmoid":
+        return g.mul_(y).mul_(1.0 - y)
+    return g.mul_(y > 0)
+
+
+class _Inputs:
+    """The Function's tensors, by name, for one batch or one block of samples ``sl``."""
+
+    def __init__(self, q: Tensor, k: Tensor | None, ktable: Tensor | None, ptable: Tensor | None,
+                 index: Tensor | None, dense: Tensor | None, mask: Tensor, hq: Tensor) -> None:
+        self.q, self.k, self.ktable, self.ptable = q, k, ktable, ptable
+        self.index, self.dense, self.mask, self.hq = index, dense, mask, hq
+
+    def block(self, sl: slice) -> tuple[Tensor, Tensor | None, Tensor]:
+        """``(k [n, L, D], flat table rows [n*L] or None, key part [n*L, H])`` of block ``sl``."""
+        rows = self.index[sl].reshape(-1) if self.index is not None else None
+        if self.k is not None:
+            k = self.k[sl]
+        else:
+            k = self.ktable.index_select(0, rows).view(*self.mask[sl].shape, -1)  # [n, L, D]
+        n, L = k.shape[:2]
+        if self.ptable is not None:
+            base = self.ptable.index_select(0, rows)  # [N, H]
+            if self.dense is not None:
+                base += self.dense[sl].reshape(n * L, -1)
+        else:
+            base = self.dense[sl].reshape(n * L, -1).clone()
+        return k, rows, base
+
+
+def _block_forward(x: _Inputs, sl: slice, spec: tuple, w4: Tensor,
+                   rest: tuple[Tensor, ...] | list[Tensor]) -> tuple[Tensor, Tensor | None, list[Tensor], Tensor]:
+    """One block: ``(k [n, L, D], table rows, [p, h1, h2, ...] as [N, *] rows, weights a [n, L])``.
+
+    ``p`` and the hidden activations are in the compute dtype ``w4.dtype``; ``k`` and ``a`` in the
+    inputs' dtype."""
+    act, norm, scale = spec[:3]
+    k, rows, base = x.block(sl)
+    n, L, D = k.shape
+    mask, cd = x.mask[sl], w4.dtype
+    p = (k.to(cd) * x.q[sl].to(cd).unsqueeze(1)).view(-1, D)  # [N, D]
+    base = base.to(cd)
+    base.view(n, L, -1).add_(x.hq[sl].to(cd).unsqueeze(1))
+    h = _act(base.addmm_(p, w4.T), act)  # [N, H]
+    hs = [p, h]
+    weights, biases = rest[0::2], rest[1::2]
+    for j, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        h = torch.addmm(b, h, w.T)
+        if j < len(weights) - 1:
+            hs.append(_act(h, act))
+    s = h.view(n, L).to(k.dtype)
+    if norm == "softmax":
+        z = (s * scale).masked_fill_(~mask, torch.finfo(s.dtype).min)
+        a = torch.softmax(z, dim=-1).mul_(mask)
+    else:
+        a = s * mask
+    return k, rows, hs, a
+
+
+def _blocks(B: int, L: int, rows: int) -> list[slice]:
+    step = max(1, rows // max(L, 1))
+    return [slice(b0, min(B, b0 + step)) for b0 in range(0, B, step)]
+
+
+def _compute_dtype(spec: tuple, w4: Tensor, rest: tuple[Tensor, ...] | list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """The unit's weights in the blocks' compute dtype (``spec[4]``; None: as they are)."""
+    cd = spec[4] or w4.dtype
+    return w4.to(cd), [t.to(cd) for t in rest]
+
+
+def _add_product(out: Tensor, a: Tensor, b: Tensor) -> None:
+    """``out += a @ b``, accumulated in ``out``'s dtype."""
+    if a.dtype == out.dtype:
+        out.addmm_(a, b)
+    else:
+        out.add_(a @ b)
+
+
+class _ActivationPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, q: Tensor, k: Tensor | None, ktable: Tensor | None, ptable: Tensor | None,
+                index: Tensor | None, dense: Tensor | None, mask: Tensor, hq: Tensor, spec: tuple,
+                w4: Tensor, *rest: Tensor) -> Tensor:
+        x = _Inputs(q, k, ktable, ptable, index, dense, mask, hq)
+        B, L = mask.shape
+        u = torch.empty(B, q.shape[1], dtype=q.dtype, device=q.device)
+        w4c, restc = _compute_dtype(spec, w4, rest)
+        for sl in _blocks(B, L, spec[3]):
+            kb, _, _, a = _block_forward(x, sl, spec, w4c, restc)
+            u[sl] = torch.bmm(a.unsqueeze(1), kb).squeeze(1)  # [n, D]
+        ctx.save_for_backward(q, k, ktable, ptable, index, dense, mask, hq, w4, *rest)
+        ctx.spec = spec
+        return u
+
+    @staticmethod
+    def backward(ctx: Any, du: Tensor) -> tuple[Tensor | None, ...]:
+        q, k, ktable, ptable, index, dense, mask, hq, w4, *rest = ctx.saved_tensors
+        x = _Inputs(q, k, ktable, ptable, index, dense, mask, hq)
+        act, norm, scale, rows, _ = ctx.spec
+        w4c, restc = _compute_dtype(ctx.spec, w4, rest)
+        need = ctx.needs_input_grad
+        B, L = mask.shape
+        dq, dhq, dw4 = torch.empty_like(q), torch.empty_like(hq), torch.zeros_like(w4)
+        dk = torch.empty_like(k) if k is not None and need[1] else None
+        dktable = torch.zeros_like(ktable) if ktable is not None and need[2] else None
+        dptable = torch.zeros_like(ptable) if ptable is not None and need[3] else None
+        ddense = torch.empty_like(dense) if dense is not None and need[5] else None
+        drest = [torch.zeros_like(t) for t in rest]
+        weights = restc[0::2]
+        for sl in _blocks(B, L, rows):
+            kb, flat, hs, a = _block_forward(x, sl, ctx.spec, w4c, restc)
+            qb, dub = q[sl], du[sl]
+            n, _, D = kb.shape
+            # pooling u = sum_i a_i k_i; a bmm of [L, D] x [D, 1] is 4x slower than multiply-and-sum
+            da = torch.mul(kb, dub.unsqueeze(1)).sum(-1)  # [n, L]
+            if norm == "softmax":
+                ds = a * (da - (a * da).sum(-1, keepdim=True)) * scale
+            else:
+                ds = da * mask[sl]
+            # the unit's MLP, last layer first; layer j reads hs[j + 1] (hs = [p, h1, h2, ...])
+            g = ds.reshape(-1, 1).to(w4c.dtype)  # [N, 1]
+            for j in range(len(weights) - 1, -1, -1):
+                h = hs[j + 1]
+                _add_product(drest[2 * j], g.T, h)
+                drest[2 * j + 1].add_(g.sum(0))
+                g = _act_grad(g @ weights[j], h, act)  # [N, in_j]
+            # g: gradient of the first layer's pre-activation, [N, H]
+            _add_product(dw4, g.T, hs[0])
+            dp = (g @ w4c).view(n, L, D).to(kb.dtype)  # [n, L, D]
+            g = g.to(hq.dtype)
+            torch.sum(g.view(n, L, -1), dim=1, out=dhq[sl])
+            if dptable is not None:
+                dptable.index_add_(0, flat, g)
+            if ddense is not None:
+                ddense[sl] = g.view(n, L, -1)
+            dkb = torch.mul(a.unsqueeze(-1), dub.unsqueeze(1))  # [n, L, D]
+            dkb.addcmul_(dp, qb.unsqueeze(1))
+            torch.sum(dp.mul_(kb), dim=1, out=dq[sl])
+            if dk is not None:
+                dk[sl] = dkb
+            if dktable is not None:
+                dktable.index_add_(0, flat, dkb.view(n * L, D))
+        return (dq, dk, dktable, dptable, None, ddense, None, dhq, None, dw4, *drest)
+
+
+def fused_activation_pool(
+    unit: torch.nn.Module, q: Tensor, k: Tensor | None, mask: Tensor, norm: str, scale: float = 1.0, *,
+    ktable: Tensor | None = None, ptable: Tensor | None = None, index: Tensor | None = None,
+    dense: Tensor | None = None, rows: int = DEFAULT_ROWS,
+) -> Tensor | None:
+    """The pooled interest ``u [B, D]`` of an :class:`ActivationUnit` ``unit``, or None when it
+    cannot be fused (another activation, TorchScript/ONNX tracing). With the unit's ``bf16`` the
+    per-position GEMMs and activations run in bfloat16; inputs, outputs and gradients stay float32.
+
+    ``q [B, D], mask [B, L]``. Behaviors: ``k [B, L, D]``, or ``ktable [U, D]`` with ``index
+    [B, L]`` (``k = ktable[index]``; then pass ``k=None``). Key part ``(W2 - W3) k``: ``ptable[index]``
+    (``ptable [U, H]``) plus ``dense [B, L, H]``, either may be None; both None: computed from ``k``.
+    ``norm``: ``"softmax"`` (masked softmax of ``s * scale``) or ``"none"`` (``s * mask``).
+    """
+    if unit.act_name not in ("sigmoid", "relu") or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return None
+    if (k is None) == (ktable is None) or (index is None and (ktable is not None or ptable is not None)):
+        raise ValueError("pass behaviors as k, or as ktable with index (and ptable only with index)")
+    if ptable is None and dense is None:
+        if k is not None:
+            dense = k @ unit.key_weight().T  # [B, L, H]
+        else:
+            ptable = ktable @ unit.key_weight().T  # [U, H]
+    hq = q @ unit.query_weight().T + unit.first.bias  # [B, H]
+    rest = [t for lin in unit.rest.net if isinstance(lin, torch.nn.Linear) for t in (lin.weight, lin.bias)]
+    spec = (unit.act_name, norm, scale, rows, torch.bfloat16 if unit.bf16 else None)
+    return _ActivationPool.apply(q, k, ktable, ptable, index, dense, mask, hq, spec, unit.product_weight(), *rest)
