@@ -63,10 +63,15 @@ class _FullSoftmaxCE(torch.autograd.Function):
             r = torch.arange(hc.shape[0], device=h.device)
             z = hc @ W.T  # [c, n]
             z[:, :n_masked] = float("-inf")  # padding / UNK are never targets
-            lse = torch.logsumexp(z, dim=1, keepdim=True)  # [c, 1]
-            total += (lse[:, 0] - z[r, tc]).sum(dtype=torch.float64)
+            zt = z[r, tc]  # [c] target logits, before z is overwritten
+            # logsumexp by hand, in place: one exp pass over the chunk serves the loss and the
+            # softmax (torch.logsumexp allocates its own [c, n] temporary and exponentiates again)
+            m = z.amax(dim=1, keepdim=True)  # [c, 1]; finite: every row has a real item
+            p = z.sub_(m).exp_()  # [c, n] exp(z - m)
+            norm = p.sum(dim=1, keepdim=True)  # [c, 1]
+            total += (m[:, 0] + norm[:, 0].log() - zt).sum(dtype=torch.float64)
             if grads:
-                p = torch.exp_(z.sub_(lse))  # [c, n] softmax, in place
+                p.div_(norm)  # softmax
                 p[r, tc] -= 1.0  # d loss_row / d z = softmax - onehot
                 gh[s : s + rows] = p @ W  # [c, D]
                 gW.addmm_(p.T, hc)  # [n, D]
