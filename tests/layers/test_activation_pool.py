@@ -73,25 +73,10 @@ def test_padded_behaviors_do_not_matter() -> None:
     torch.testing.assert_close(fused_activation_pool(unit, q, junk, mask, "none"), u)
 
 
-def test_bf16_stays_close_to_float32() -> None:
-    torch.manual_seed(1)
-    unit = ActivationUnit(32, [16, 8], "sigmoid", bf16=True)
-    q, k = torch.randn(64, 32, requires_grad=True), torch.randn(64, 20, 32, requires_grad=True)
-    mask = torch.rand(64, 20) > 0.3
-    u16 = fused_activation_pool(unit, q, k, mask, "softmax", 0.2, rows=64)
-    g16 = torch.autograd.grad(u16.sum(), [q, k, unit.first.weight])
-    unit.bf16 = False
-    u32 = fused_activation_pool(unit, q, k, mask, "softmax", 0.2, rows=64)
-    g32 = torch.autograd.grad(u32.sum(), [q, k, unit.first.weight])
-    assert u16.dtype == torch.float32
-    assert ((u16 - u32).norm() / u32.norm()) < 1e-2
-    for a, b in zip(g16, g32, strict=True):
-        assert a.dtype == torch.float32 and ((a - b).norm() / b.norm()) < 5e-2
-
-
 def test_refuses_what_it_cannot_fuse() -> None:
     unit = ActivationUnit(D, [H, 4], "prelu")
     q, k, mask = torch.randn(B, D), torch.randn(B, L, D), torch.ones(B, L, dtype=torch.bool)
     assert fused_activation_pool(unit, q, k, mask, "none") is None
+    assert fused_activation_pool(ActivationUnit(D, [H, 4], bf16=True), q, k, mask, "none") is None  # autocast instead
     with pytest.raises(ValueError, match="ktable with index"):
         fused_activation_pool(ActivationUnit(D, [H]), q, None, mask, "none", ktable=torch.randn(U, D))

@@ -36,7 +36,7 @@ def test_run_folder_layout_and_learning(fake_env: object, fake_config: ConfigFac
         assert (run_dir / f).is_file(), f
     env = json.loads((run_dir / "env.json").read_text())
     assert env["seed"] == 3 and env["threads"] == 1 and env["command"] == ["chronorec", "train"]
-    assert {"python", "torch", "numpy", "polars", "git_sha", "host_cores"} <= set(env)
+    assert {"python", "torch", "numpy", "polars", "git_sha", "host_cores", "omp_wait_policy"} <= set(env)
     m = _metrics(run_dir)
     assert set(m["test"]) >= {"gauc", "auc", "logloss", "groups"}
     assert set(m["test"]["groups"]) == {"head", "tail"}

@@ -83,17 +83,13 @@ class _Inputs:
 
 def _block_forward(x: _Inputs, sl: slice, spec: tuple, w4: Tensor,
                    rest: tuple[Tensor, ...] | list[Tensor]) -> tuple[Tensor, Tensor | None, list[Tensor], Tensor]:
-    """One block: ``(k [n, L, D], table rows, [p, h1, h2, ...] as [N, *] rows, weights a [n, L])``.
-
-    ``p`` and the hidden activations are in the compute dtype ``w4.dtype``; ``k`` and ``a`` in the
-    inputs' dtype."""
-    act, norm, scale = spec[:3]
+    """One block: ``(k [n, L, D], table rows, [p, h1, h2, ...] as [N, *] rows, weights a [n, L])``."""
+    act, norm, scale, _ = spec
     k, rows, base = x.block(sl)
     n, L, D = k.shape
-    mask, cd = x.mask[sl], w4.dtype
-    p = (k.to(cd) * x.q[sl].to(cd).unsqueeze(1)).view(-1, D)  # [N, D]
-    base = base.to(cd)
-    base.view(n, L, -1).add_(x.hq[sl].to(cd).unsqueeze(1))
+    mask = x.mask[sl]
+    p = (k * x.q[sl].unsqueeze(1)).view(-1, D)  # [N, D]
+    base.view(n, L, -1).add_(x.hq[sl].unsqueeze(1))
     h = _act(base.addmm_(p, w4.T), act)  # [N, H]
     hs = [p, h]
     weights, biases = rest[0::2], rest[1::2]
@@ -101,7 +97,7 @@ def _block_forward(x: _Inputs, sl: slice, spec: tuple, w4: Tensor,
         h = torch.addmm(b, h, w.T)
         if j < len(weights) - 1:
             hs.append(_act(h, act))
-    s = h.view(n, L).to(k.dtype)
+    s = h.view(n, L)
     if norm == "softmax":
         z = (s * scale).masked_fill_(~mask, torch.finfo(s.dtype).min)
         a = torch.softmax(z, dim=-1).mul_(mask)
@@ -115,20 +111,6 @@ def _blocks(B: int, L: int, rows: int) -> list[slice]:
     return [slice(b0, min(B, b0 + step)) for b0 in range(0, B, step)]
 
 
-def _compute_dtype(spec: tuple, w4: Tensor, rest: tuple[Tensor, ...] | list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-    """The unit's weights in the blocks' compute dtype (``spec[4]``; None: as they are)."""
-    cd = spec[4] or w4.dtype
-    return w4.to(cd), [t.to(cd) for t in rest]
-
-
-def _add_product(out: Tensor, a: Tensor, b: Tensor) -> None:
-    """``out += a @ b``, accumulated in ``out``'s dtype."""
-    if a.dtype == out.dtype:
-        out.addmm_(a, b)
-    else:
-        out.add_(a @ b)
-
-
 class _ActivationPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, q: Tensor, k: Tensor | None, ktable: Tensor | None, ptable: Tensor | None,
@@ -137,9 +119,8 @@ class _ActivationPool(torch.autograd.Function):
         x = _Inputs(q, k, ktable, ptable, index, dense, mask, hq)
         B, L = mask.shape
         u = torch.empty(B, q.shape[1], dtype=q.dtype, device=q.device)
-        w4c, restc = _compute_dtype(spec, w4, rest)
         for sl in _blocks(B, L, spec[3]):
-            kb, _, _, a = _block_forward(x, sl, spec, w4c, restc)
+            kb, _, _, a = _block_forward(x, sl, spec, w4, rest)
             u[sl] = torch.bmm(a.unsqueeze(1), kb).squeeze(1)  # [n, D]
         ctx.save_for_backward(q, k, ktable, ptable, index, dense, mask, hq, w4, *rest)
         ctx.spec = spec
@@ -149,8 +130,7 @@ class _ActivationPool(torch.autograd.Function):
     def backward(ctx: Any, du: Tensor) -> tuple[Tensor | None, ...]:
         q, k, ktable, ptable, index, dense, mask, hq, w4, *rest = ctx.saved_tensors
         x = _Inputs(q, k, ktable, ptable, index, dense, mask, hq)
-        act, norm, scale, rows, _ = ctx.spec
-        w4c, restc = _compute_dtype(ctx.spec, w4, rest)
+        act, norm, scale, rows = ctx.spec
         need = ctx.needs_input_grad
         B, L = mask.shape
         dq, dhq, dw4 = torch.empty_like(q), torch.empty_like(hq), torch.zeros_like(w4)
@@ -159,9 +139,9 @@ class _ActivationPool(torch.autograd.Function):
         dptable = torch.zeros_like(ptable) if ptable is not None and need[3] else None
         ddense = torch.empty_like(dense) if dense is not None and need[5] else None
         drest = [torch.zeros_like(t) for t in rest]
-        weights = restc[0::2]
+        weights = rest[0::2]
         for sl in _blocks(B, L, rows):
-            kb, flat, hs, a = _block_forward(x, sl, ctx.spec, w4c, restc)
+            kb, flat, hs, a = _block_forward(x, sl, ctx.spec, w4, rest)
             qb, dub = q[sl], du[sl]
             n, _, D = kb.shape
             # pooling u = sum_i a_i k_i; a bmm of [L, D] x [D, 1] is 4x slower than multiply-and-sum
@@ -171,16 +151,15 @@ class _ActivationPool(torch.autograd.Function):
             else:
                 ds = da * mask[sl]
             # the unit's MLP, last layer first; layer j reads hs[j + 1] (hs = [p, h1, h2, ...])
-            g = ds.reshape(-1, 1).to(w4c.dtype)  # [N, 1]
+            g = ds.reshape(-1, 1)  # [N, 1]
             for j in range(len(weights) - 1, -1, -1):
                 h = hs[j + 1]
-                _add_product(drest[2 * j], g.T, h)
+                drest[2 * j].addmm_(g.T, h)
                 drest[2 * j + 1].add_(g.sum(0))
                 g = _act_grad(g @ weights[j], h, act)  # [N, in_j]
             # g: gradient of the first layer's pre-activation, [N, H]
-            _add_product(dw4, g.T, hs[0])
-            dp = (g @ w4c).view(n, L, D).to(kb.dtype)  # [n, L, D]
-            g = g.to(hq.dtype)
+            dw4.addmm_(g.T, hs[0])
+            dp = (g @ w4).view(n, L, D)  # [n, L, D]
             torch.sum(g.view(n, L, -1), dim=1, out=dhq[sl])
             if dptable is not None:
                 dptable.index_add_(0, flat, g)
@@ -202,15 +181,16 @@ def fused_activation_pool(
     dense: Tensor | None = None, rows: int = DEFAULT_ROWS,
 ) -> Tensor | None:
     """The pooled interest ``u [B, D]`` of an :class:`ActivationUnit` ``unit``, or None when it
-    cannot be fused (another activation, TorchScript/ONNX tracing). With the unit's ``bf16`` the
-    per-position GEMMs and activations run in bfloat16; inputs, outputs and gradients stay float32.
+    cannot be fused (another activation, the unit's bf16 mode, TorchScript/ONNX tracing). A bf16
+    version of the blocks was slower here than the composed ops under autocast and lost 0.03 AUC
+    (DIN, ml-100k, ``benchmarks/results/ctr-20261203-144137.json``), so bf16 stays composed.
 
     ``q [B, D], mask [B, L]``. Behaviors: ``k [B, L, D]``, or ``ktable [U, D]`` with ``index
     [B, L]`` (``k = ktable[index]``; then pass ``k=None``). Key part ``(W2 - W3) k``: ``ptable[index]``
     (``ptable [U, H]``) plus ``dense [B, L, H]``, either may be None; both None: computed from ``k``.
     ``norm``: ``"softmax"`` (masked softmax of ``s * scale``) or ``"none"`` (``s * mask``).
     """
-    if unit.act_name not in ("sigmoid", "relu") or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if unit.act_name not in ("sigmoid", "relu") or unit.bf16 or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return None
     if (k is None) == (ktable is None) or (index is None and (ktable is not None or ptable is not None)):
         raise ValueError("pass behaviors as k, or as ktable with index (and ptable only with index)")
@@ -221,5 +201,5 @@ def fused_activation_pool(
             ptable = ktable @ unit.key_weight().T  # [U, H]
     hq = q @ unit.query_weight().T + unit.first.bias  # [B, H]
     rest = [t for lin in unit.rest.net if isinstance(lin, torch.nn.Linear) for t in (lin.weight, lin.bias)]
-    spec = (unit.act_name, norm, scale, rows, torch.bfloat16 if unit.bf16 else None)
+    spec = (unit.act_name, norm, scale, rows)
     return _ActivationPool.apply(q, k, ktable, ptable, index, dense, mask, hq, spec, unit.product_weight(), *rest)

@@ -110,6 +110,8 @@ def environment(seed: int, threads: int, world_size: int, device: str, command: 
         "host": socket.gethostname(),
         "host_cores": cores,
         "threads": threads,
+        # how torch's OpenMP threads wait (the CLI picks passive on a busy machine): a speed factor of ~2
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "world_size": world_size,
         "device": device,
         "seed": seed,

@@ -49,7 +49,7 @@ class DINConfig(PooledCTRConfig):
     att_hidden: list[int] = Field(default_factory=lambda: [80, 40])
     att_activation: Literal["sigmoid", "relu", "prelu"] = "sigmoid"
     weight_norm: Literal["softmax", "none"] = "softmax"
-    bf16: bool = Field(False, description="activation-unit GEMMs in bfloat16 (CPU/GPU autocast): faster, not bit-exact")
+    bf16: bool = Field(False, description="activation unit in bfloat16 under autocast (composed ops, not the blocked fp32 path): not bit-exact, and no faster than fp32 on a 2-core CPU")
 
 
 class DIN(CTRBase):
