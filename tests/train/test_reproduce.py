@@ -75,3 +75,17 @@ def test_reproduce_rejects_wrong_task(tiny_nextitem_dataset: Path, tmp_path: Pat
     with pytest.raises(SystemExit):
         main(["reproduce", "tin", "--data", str(tiny_nextitem_dataset), "--out", str(tmp_path)])
     assert "needs a ctr dataset" in capsys.readouterr().err
+
+
+def test_parallel_jobs_give_the_same_tables(tiny_ctr_dataset: Path, tmp_path: Path) -> None:
+    """--jobs 2 trains the runs in two worker processes; every metric equals the one-process result."""
+    common = ["reproduce", "tin", "--data", str(tiny_ctr_dataset), "--models", "avgpool_concat,tin", *SMALL,
+              "--out", str(tmp_path)]
+    main([*common, "--name", "serial"])
+    main([*common, "--name", "parallel", "--jobs", "2"])
+    serial = json.loads((tmp_path / "serial" / "results.json").read_text())["rows"]
+    parallel = json.loads((tmp_path / "parallel" / "results.json").read_text())["rows"]
+    assert parallel == serial
+    assert (tmp_path / "parallel" / "tables.md").read_text() == (tmp_path / "serial" / "tables.md").read_text()
+    env = json.loads((tmp_path / "parallel" / "runs" / "tin" / "seed1" / "env.json").read_text())
+    assert env["threads"] == 1 and env["world_size"] == 1

@@ -2,11 +2,11 @@
 
     chronorec reproduce tin --data prepared/amazon-grocery --seeds 5 --epochs 10
     chronorec reproduce tin --data prepared/amazon-grocery --seeds 2 --models tin,tin_coe,din
-    chronorec reproduce interpos --data prepared/yelp-next --seeds 3
+    chronorec reproduce interpos --data prepared/yelp-next --seeds 3 --jobs 2
 
 Writes ``OUT/<name>/{runs/<model>/seed<k>/, results.json, tables.md}``; re-running skips finished
 (model, seed) runs and resumes interrupted ones. ``--set`` applies to every run (``model.*`` options
-must exist in every selected model).
+must exist in every selected model). ``--jobs N`` trains N runs at a time, one process each.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import typer
 
 from chronorec.cli import app
 
+JOBS_HELP = "runs trained at a time, each in its own process with cores/jobs threads (default train.threads)"
 reproduce_app = typer.Typer(help="Multi-seed reproduction of the TIN (Tables 1, 3, 4) and INTERPOS tables.",
                             no_args_is_help=True)
 app.add_typer(reproduce_app, name="reproduce")
 
 
 def _run(plan_name: str, data: Path, seeds: int, seed_base: int, epochs: int | None, models: str | None,
-         sets: list[str] | None, out: Path, name: str | None, quiet: bool) -> None:
+         sets: list[str] | None, out: Path, name: str | None, quiet: bool, jobs: int) -> None:
     from chronorec.data.schema import DatasetSchema
     from chronorec.errors import ChronorecError
     from chronorec.train import reproduce
@@ -53,7 +54,7 @@ def _run(plan_name: str, data: Path, seeds: int, seed_base: int, epochs: int | N
     for spec in plan:  # fail on a bad option before the first hour of training, not after it
         make_config(spec, seed_base)
     result = reproduce.reproduce(plan_name, plan, data, list(range(seed_base, seed_base + seeds)),
-                                 out / run_name, make_config, verbose=not quiet, echo=typer.echo)
+                                 out / run_name, make_config, verbose=not quiet, echo=typer.echo, jobs=jobs)
     typer.echo(result["tables"])
     typer.echo(f"written to {out / run_name / 'tables.md'}")
 
@@ -69,9 +70,10 @@ def tin(
     out: Path = typer.Option(Path("runs"), "--out", help="parent folder"),
     name: str = typer.Option(None, "--name", help="folder name (default reproduce-tin-<dataset>)"),
     quiet: bool = typer.Option(False, "--quiet", help="no per-evaluation lines"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help=JOBS_HELP),
 ) -> None:
     """TIN, its ablations and encodings, and the paper's baselines: Tables 1, 3 and 4."""
-    _run("tin", data, seeds, seed_base, epochs, models, sets, out, name, quiet)
+    _run("tin", data, seeds, seed_base, epochs, models, sets, out, name, quiet, jobs)
 
 
 @reproduce_app.command("interpos")
@@ -85,6 +87,7 @@ def interpos(
     out: Path = typer.Option(Path("runs"), "--out", help="parent folder"),
     name: str = typer.Option(None, "--name", help="folder name (default reproduce-interpos-<dataset>)"),
     quiet: bool = typer.Option(False, "--quiet", help="no per-evaluation lines"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help=JOBS_HELP),
 ) -> None:
     """SASRec and LightSANs with and without rhythm (BF/MF/GF), GRU4Rec, BERT4Rec: NDCG/HIT/MRR."""
-    _run("interpos", data, seeds, seed_base, epochs, models, sets, out, name, quiet)
+    _run("interpos", data, seeds, seed_base, epochs, models, sets, out, name, quiet, jobs)
