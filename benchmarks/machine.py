@@ -14,9 +14,9 @@ benchmark's mean history length L, D = 128 (64-d item + 64-d category embeddings
   target part ``(W1+W3) q`` is paid once per sample, the key part ``(W2-W3) k`` once per distinct
   item in the batch (<= n_items / batch per sample), and ``W4 (q*k)`` plus the 80 -> 40 -> 1 layers
   per position; masked softmax and weighted pooling per position; the D x D projection of u; the head
-  [u', v, u'*v] (3D) -> 80 -> 40 -> 1. The unit runs blocked (``layers/activation_pool.py``): its
-  backward recomputes the per-position forward, so training costs 3 x forward + 1 x the per-position
-  forward, and the per-position intermediates stay in cache (no activation bytes to memory).
+  [u', v, u'*v] (3D) -> 80 -> 40 -> 1. The unit runs blocked (``layers/activation_pool.py``): the
+  per-position intermediates stay in cache except the hidden activations (80 + 40 floats), written
+  once in the forward and read once in the backward.
 * TIN: one dot product and the pooling per position (no attention MLP), the projection and the head.
 * Bytes: embedding gathers (L + 1 positions x D fp32) plus per-position activations, each written
   in the forward pass, read in the backward pass, its gradient written and read (4 passes), plus
@@ -109,20 +109,18 @@ def step_cost(model: str, L: float, batch: int, n_items: int, D: int = 128,
                    + 5  # masked softmax
                    + 2 * D)  # weighted pooling
         per_sample = 2 * D * h1 + 2 * D * h1 * min(n_items, batch * L) / batch
-        act_floats = 0  # blocked: per-position intermediates never leave the cache
-        recompute = L * per_pos
+        act_floats = 0.5 * (h1 + h2)  # blocked: only the hidden activations leave the cache, 2 passes of 4
     elif model == "tin":
         per_pos = 2 * D + 5 + 2 * D + D  # dot, softmax, pooling, temporal add
         per_sample = 0.0
         act_floats = 2 * D + 2  # e~ (item + temporal), logit + weight
-        recompute = 0.0
     else:
         raise ValueError(model)
     fwd = L * per_pos + per_sample + proj + tower
     gather_bytes = (L + 1) * D * 4
     act_bytes = 4 * L * act_floats * 4
     adam_bytes = 0.0 if n_params is None else n_params * 4 * 4 * 2 / batch
-    return {"fwd_flops": fwd, "train_flops": 3 * fwd + recompute,
+    return {"fwd_flops": fwd, "train_flops": 3 * fwd,
             "bytes": gather_bytes + act_bytes + adam_bytes}
 
 
