@@ -12,8 +12,11 @@ The activation unit's first layer is applied with the algebraic split
 ``(W1+W3) q + (W2-W3) k + W4 (q*k)`` (see :class:`~chronorec.layers.attention.ActivationUnit`):
 the q-part once per sample, the k-part once per DISTINCT (item, side...) tuple in the batch and
 once per temporal table row (``project_history``; ~4x fewer rows than positions on Amazon), and
-only ``q*k`` per position. Serving (``score_shared_history``) computes the k-part once per
-history position for all candidates.
+only ``q*k`` per position. Unit, weight normalisation and pooling then run as one blocked autograd
+Function (:func:`~chronorec.layers.activation_pool.fused_activation_pool`) that reads behaviors
+and key parts from those distinct-row tables, so no ``[B, L, D]`` or ``[B, L, H]`` tensor is built
+(prelu and bf16 units use the composed ops). Serving (``score_shared_history``) computes the
+k-part once per history position for all candidates.
 
 ``explain``: ``attn_logit = z_i`` (with ``weight_norm="none"``, the raw weight ``s_i``);
 ``rep_norm = ||e~_i * v~_T||`` for DIN, ``||e~_i||`` for DIN' (TIN paper, Table 2).
