@@ -63,7 +63,7 @@ class FeatureEmbedding(nn.Module):
             self.weight[offsets] = 0.0  # every field's id 0
         self.dim = dim
         self.out_dim = dim * len(self.fields)
-        # mixed-radix key of an id tuple (item, side...), for project_history's torch.unique;
+        # mixed-radix key of an id tuple (item, side...), for distinct_history's torch.unique;
         # None when the product of vocabulary sizes does not fit in int64
         radix = [math.prod(sizes[k + 1 :]) for k in range(len(sizes))]
         self.radix = radix if math.prod(sizes) < 2**62 else None
@@ -81,24 +81,14 @@ class FeatureEmbedding(nn.Module):
         out = gather_rows(self.weight, rows)  # [*S, F, dim]
         return out.flatten(-2)  # [*S, D]
 
-    def project_history(self, batch: Batch, weight: Tensor) -> Tensor:
-        """``history(batch) @ weight.T`` computed once per DISTINCT id tuple. ``weight [H, D] -> [B, L, H]``.
-
-        A batch repeats items a lot (about 4 positions per distinct (item, category) on Amazon
-        Grocery), so embedding and projecting the distinct tuples, then gathering ``[B, L, H]``,
-        replaces a ``[B*L, D] x [D, H]`` GEMM (and its two backward GEMMs) by one of ~1/4 the rows.
-        Padded positions gather the zero tuple's row, which is zero.
-        """
-        distinct = self.distinct_history(batch)
-        if distinct is None:
-            return self.history(batch) @ weight.T
-        emb, inverse = distinct
-        return gather_rows(emb @ weight.T, inverse, padding=False)  # [B, L, H]
-
     def distinct_history(self, batch: Batch) -> tuple[Tensor, Tensor] | None:
         """``(emb [U, D], inverse [B, L])`` with ``history(batch) == emb[inverse]``: each distinct id
         tuple of the batch embedded once (padded positions map to the zero tuple's row, which is
-        zero). None when the ids cannot be packed into one integer key."""
+        zero). None when the ids cannot be packed into one integer key.
+
+        A batch repeats items a lot (about 4 positions per distinct (item, category) on Amazon
+        Grocery), so anything linear in the history (DIN's key part ``history @ W.T``) can be
+        computed on the ``U`` distinct rows and gathered, instead of on all ``B*L`` positions."""
         if self.radix is None:
             return None
         ids = torch.stack([batch.hist_item, *(batch.hist_side[f] for f in self.fields[1:])], dim=-1)  # [B, L, F]

@@ -71,7 +71,6 @@ def make_loader(
     )
 
 
-
 def make_eval_loader(dataset: Any, split: str, train: Any, task: Any, batch_size: int | None = None) -> Any:
     """Unshuffled, length-sorted batches of ``split`` with the run's history cap (metrics do not depend
     on order; length-sorted batches evaluate 10-15x faster than random ones on Amazon). Batch size:
@@ -79,6 +78,7 @@ def make_eval_loader(dataset: Any, split: str, train: Any, task: Any, batch_size
     size = batch_size or train.eval_batch_size or task.eval_batch_size
     return make_loader(dataset, split, batch_size=size, shuffle=False, seed=train.seed, max_len=train.max_len,
                        bucket=True)
+
 
 def train_groups(config: RunConfig, schema: DatasetSchema) -> list[int] | None:
     """The activity groups the training loader keeps (:func:`trained_group`; None = all).

@@ -12,8 +12,7 @@ It is resumable: a (model, seed) whose run folder holds ``metrics.json`` is skip
 checkpoint is resumed, so re-running the command after an interruption only does what is missing.
 A run folder started with a different configuration is an error (choose another ``--name``).
 ``jobs > 1`` trains that many runs at a time, each in its own process with ``cores // jobs`` torch
-threads unless ``train.threads`` says otherwise (on a CPU, two one-thread runs on two cores finish
-a table sooner than one two-thread run after another); the tables are the same.
+threads unless ``train.threads`` says otherwise; the tables are the same.
 
 Plans are fixed lists of rows (label, registry name, model options); models not registered are
 skipped with a warning. Table 3 (GAUC by history length, TTE-P vs COE) and Table 3b (GAUC by the
@@ -179,10 +178,6 @@ def _share_cores(jobs: int) -> None:
     os.environ["LOCAL_WORLD_SIZE"] = str(jobs)
 
 
-def _train_quietly(config: Any, run_dir: Path) -> None:
-    run_one(config, run_dir, verbose=False)
-
-
 def run_parallel(todo: list[tuple[Any, Path, str]], jobs: int, echo: Callable[[str], None] = print) -> None:
     """Train ``(config, run_dir, label)`` items ``jobs`` at a time in fresh processes; the first
     failure cancels what has not started and is raised once the running ones end."""
@@ -190,7 +185,7 @@ def run_parallel(todo: list[tuple[Any, Path, str]], jobs: int, echo: Callable[[s
         raise ChronorecError("reproduce --jobs runs its own processes; do not start it under torchrun")
     context = multiprocessing.get_context("spawn")  # a fork would copy this process's torch threads
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_share_cores, initargs=(jobs,)) as pool:
-        futures = {pool.submit(_train_quietly, config, run_dir): label for config, run_dir, label in todo}
+        futures = {pool.submit(run_one, config, run_dir, False): label for config, run_dir, label in todo}
         try:
             for n, future in enumerate(as_completed(futures), 1):
                 future.result()
