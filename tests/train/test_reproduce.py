@@ -89,3 +89,16 @@ def test_parallel_jobs_give_the_same_tables(tiny_ctr_dataset: Path, tmp_path: Pa
     assert (tmp_path / "parallel" / "tables.md").read_text() == (tmp_path / "serial" / "tables.md").read_text()
     env = json.loads((tmp_path / "parallel" / "runs" / "tin" / "seed1" / "env.json").read_text())
     assert env["threads"] == 1 and env["world_size"] == 1
+
+
+def test_parallel_order_starts_with_started_runs_then_keeps_seed_major_order(tmp_path: Path) -> None:
+    """Finished runs drop out; a run with a checkpoint goes first; the rest keep their order."""
+    from chronorec.train.reproduce import parallel_order
+    from chronorec.train.runs import METRICS, checkpoint_path
+
+    todo = [(None, tmp_path / f"{row}-seed{seed}", f"{row} {seed}") for seed in (0, 1) for row in ("a", "b")]
+    (tmp_path / "a-seed0").mkdir()
+    (tmp_path / "a-seed0" / METRICS).write_text("{}")
+    checkpoint_path(tmp_path / "b-seed1", "last").parent.mkdir(parents=True)
+    checkpoint_path(tmp_path / "b-seed1", "last").write_bytes(b"")
+    assert [label for _, _, label in parallel_order(todo)] == ["b 1", "b 0", "a 1"]

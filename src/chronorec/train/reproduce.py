@@ -12,7 +12,9 @@ It is resumable: a (model, seed) whose run folder holds ``metrics.json`` is skip
 checkpoint is resumed, so re-running the command after an interruption only does what is missing.
 A run folder started with a different configuration is an error (choose another ``--name``).
 ``jobs > 1`` trains that many runs at a time, each in its own process with ``cores // jobs`` torch
-threads unless ``train.threads`` says otherwise; the tables are the same.
+threads unless ``train.threads`` says otherwise; the tables are the same. Those runs go seed by seed
+(every row at the first seed, then every row at the next), runs already started first, so a table
+cut short by the end of a session has all its rows at the seeds it reached.
 
 Plans are fixed lists of rows (label, registry name, model options); models not registered are
 skipped with a warning. Table 3 (GAUC by history length, TTE-P vs COE) and Table 3b (GAUC by the
@@ -38,7 +40,7 @@ import polars as pl
 from chronorec.errors import ChronorecError, warn
 from chronorec.models.registry import list_models
 from chronorec.train import tables, trainer
-from chronorec.train.runs import CONFIG, METRICS, write_json
+from chronorec.train.runs import CONFIG, METRICS, checkpoint_path, write_json
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,13 @@ def _share_cores(jobs: int) -> None:
     os.environ["LOCAL_WORLD_SIZE"] = str(jobs)
 
 
+def parallel_order(todo: list[tuple[Any, Path, str]]) -> list[tuple[Any, Path, str]]:
+    """The ``(config, run_dir, label)`` items not yet finished, those with a checkpoint (started
+    earlier) first, the rest in their given order."""
+    todo = [item for item in todo if not (item[1] / METRICS).is_file()]
+    return sorted(todo, key=lambda item: not checkpoint_path(item[1], "last").is_file())  # stable
+
+
 def run_parallel(todo: list[tuple[Any, Path, str]], jobs: int, echo: Callable[[str], None] = print) -> None:
     """Train ``(config, run_dir, label)`` items ``jobs`` at a time in fresh processes; the first
     failure cancels what has not started and is raised once the running ones end."""
@@ -202,9 +211,8 @@ def reproduce(
     """Run every (row, seed) of ``plan`` into ``out_dir`` and write results.json and tables.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if jobs > 1:
-        todo = [(make_config(spec, seed), out_dir / "runs" / spec.slug / f"seed{seed}", f"{spec.label} seed {seed}")
-                for spec in plan for seed in seeds]
-        todo = [item for item in todo if not (item[1] / METRICS).is_file()]
+        todo = parallel_order([(make_config(spec, seed), out_dir / "runs" / spec.slug / f"seed{seed}",
+                                f"{spec.label} seed {seed}") for seed in seeds for spec in plan])
         echo(f"{len(todo)} runs to train, {jobs} at a time")
         run_parallel(todo, jobs, echo)
     lengths = _history_lengths(data) if plan_name == "tin" else None
