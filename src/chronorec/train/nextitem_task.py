@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from chronorec.allocator import mapped_large_blocks
 from chronorec.data.batch import Batch
 from chronorec.data.schema import FIRST_ID, DatasetSchema
 from chronorec.metrics.ranking import DEFAULT_KS, ranking_metrics, ranks_from_scores
@@ -201,25 +202,30 @@ class NextItemTask:
         was_training = model.training
         model.eval()
         cols: dict[str, list[Tensor]] = {"user": [], "item": [], "group": [], "rank": [], "rank_ex": []}
-        try:
-            W = model.item_weights()  # [n, D]
-            for batch in batches:
-                if batch.per_position_targets:
-                    raise ValueError("evaluation batches need one target per row (target_item [B])")
-                b = self._prepare(model, batch, training=False)
-                h = self._last_states(model(b).logits, b.lengths)  # [B, D]
-                scores = h @ W.T  # [B, n]
-                scores[:, :FIRST_ID] = float("-inf")  # padding and UNK are never recommended
-                target = batch.target_item  # [B]
-                cols["rank"].append(ranks_from_scores(scores, target))
-                if self.exclude_seen:
-                    seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, batch.hist_item, True)  # [B, n]
-                    cols["rank_ex"].append(ranks_from_scores(scores, target, exclude=seen))
-                cols["user"].append(batch.user)
-                cols["item"].append(target)
-                cols["group"].append(batch.group)
-        finally:
-            model.train(was_training)
+        buf: Tensor | None = None  # one [B, n] score buffer for every batch
+        # see chronorec.allocator: large blocks mapped, so the pass does not fragment the heap
+        with mapped_large_blocks():
+            try:
+                W = model.item_weights()  # [n, D]
+                for batch in batches:
+                    if batch.per_position_targets:
+                        raise ValueError("evaluation batches need one target per row (target_item [B])")
+                    b = self._prepare(model, batch, training=False)
+                    h = self._last_states(model(b).logits, b.lengths)  # [B, D]
+                    if buf is None or buf.shape[0] < h.shape[0] or buf.dtype != h.dtype:
+                        buf = torch.empty(h.shape[0], W.shape[0], dtype=h.dtype, device=h.device)
+                    scores = torch.mm(h, W.T, out=buf[: h.shape[0]])  # [B, n]
+                    scores[:, :FIRST_ID] = float("-inf")  # padding and UNK are never recommended
+                    target = batch.target_item  # [B]
+                    cols["rank"].append(ranks_from_scores(scores, target))
+                    if self.exclude_seen:
+                        seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, batch.hist_item, True)  # [B, n]
+                        cols["rank_ex"].append(ranks_from_scores(scores, target, exclude=seen))
+                    cols["user"].append(batch.user)
+                    cols["item"].append(target)
+                    cols["group"].append(batch.group)
+            finally:
+                model.train(was_training)
         empty = torch.empty(0, dtype=torch.long)
         return {k: torch.cat(v).cpu() if v else empty for k, v in cols.items()}
 

@@ -1,0 +1,66 @@
+"""glibc's allocator thresholds, set where chronorec knows its allocation pattern (a no-op off glibc).
+
+glibc serves a ``malloc`` of at least its *mmap threshold* from a fresh mapping, handed back to the
+kernel on ``free``; smaller ones come from its heap, whose freed pages stay resident. By default the
+threshold is dynamic: each mapped block freed raises it to that block's size (up to 32 MiB). So
+after the first large tensor is freed, large tensors come from the heap, and a loop that frees
+big blocks while keeping small ones between them fragments it, growing the resident set.
+
+* Training reuses same-sized large tensors step after step: the heap is the fast place for them
+  (a fixed 1 MiB threshold cost DIN 40% and SASRec ~10% of their steps/s in alternating A/B runs).
+* A next-item evaluation pass allocates per batch and keeps small results between: on
+  amazon-beauty (12k items) its resident peak grew 500 MB with the dynamic threshold and stays
+  near the model's size with a fixed 1 MiB one.
+* ``chronorec prepare`` is short and allocation-light: a fixed 128 KiB threshold lowers its peak.
+
+A user's own ``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES`` setting wins: then nothing is changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+DYNAMIC_MAX = 32 << 20  # the highest value glibc's dynamic threshold reaches on 64-bit hosts
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, or None (another C library, another OS, or the user set the thresholds)."""
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ \
+            or "malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt  # noqa: B018 (musl has no mallopt)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def set_mmap_threshold(nbytes: int, trim: int | None = None) -> bool:
+    """Fix the mmap threshold at ``nbytes`` (and the heap's trim threshold at ``trim``, when given).
+    Returns whether the setting was applied."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, nbytes)) and (trim is None or bool(libc.mallopt(M_TRIM_THRESHOLD, trim)))
+
+
+@contextmanager
+def mapped_large_blocks(nbytes: int = 1 << 20, after: int = DYNAMIC_MAX) -> Iterator[None]:
+    """Serve blocks of ``nbytes`` and more from their own mappings inside the block; afterwards fix
+    the threshold at ``after`` (the dynamic threshold's ceiling: what training converges to) and the
+    trim threshold at twice that, as glibc's dynamic rule would."""
+    applied = set_mmap_threshold(nbytes)
+    try:
+        yield
+    finally:
+        if applied:
+            set_mmap_threshold(after, trim=2 * after)

@@ -1,0 +1,56 @@
+"""chronorec.allocator: glibc's mmap threshold around allocation-heavy passes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from chronorec import allocator
+
+# Frees large blocks while keeping small ones allocated between them: the pattern of a next-item
+# evaluation pass on amazon-beauty (12k items), whose peak grew ~500 MB with glibc's defaults.
+PATTERN = """
+import sys, torch
+from chronorec.allocator import mapped_large_blocks
+def rss_mb():
+    return int(dict(l.split(":", 1) for l in open("/proc/self/status"))["VmRSS"].split()[0]) // 1024
+def passes():
+    kept = []
+    for i in range(120):
+        n = 256 if i % 5 else 100 + i
+        scores = torch.randn(n, 12000)  # a batch's [B, n_items] scores, 12 MB
+        beats = scores >= scores[:, :1]  # 3 MB
+        kept.append(beats.sum(1))  # its ranks, kept
+        h = torch.randn(n, 20 + i % 40, 64)  # activations of varying length
+        kept.append(h[:, -1].clone())
+        del scores, beats, h
+    return kept
+before = rss_mb()
+if sys.argv[1] == "mapped":
+    with mapped_large_blocks():
+        kept = passes()
+else:
+    kept = passes()
+print(rss_mb() - before)
+"""
+
+
+@pytest.mark.skipif(allocator._libc() is None, reason="needs glibc")
+def test_mapped_large_blocks_keep_a_fragmenting_pass_from_growing_the_heap() -> None:
+    grow = {mode: int(subprocess.run([sys.executable, "-c", PATTERN, mode], capture_output=True, text=True,
+                                     check=True).stdout) for mode in ("dynamic", "mapped")}
+    assert grow["mapped"] < 60 < grow["dynamic"] and 4 * grow["mapped"] < grow["dynamic"], grow
+
+
+def test_a_users_own_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    allocator._libc.cache_clear()
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    try:
+        assert allocator._libc() is None
+        assert allocator.set_mmap_threshold(1 << 20) is False
+        with allocator.mapped_large_blocks():
+            pass
+    finally:
+        allocator._libc.cache_clear()
