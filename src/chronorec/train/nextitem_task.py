@@ -202,7 +202,7 @@ class NextItemTask:
         was_training = model.training
         model.eval()
         cols: dict[str, list[Tensor]] = {"user": [], "item": [], "group": [], "rank": [], "rank_ex": []}
-        buf: Tensor | None = None  # one [B, n] score buffer for every batch
+        buf: Tensor | None = None  # one [B, n] score buffer for the pass (no fresh 12 MB mapping per batch)
         # see chronorec.allocator: large blocks mapped, so the pass does not fragment the heap
         with mapped_large_blocks():
             try:
