@@ -75,7 +75,7 @@ def chronorec_run(dataset: str, prepared: Path, model: str, args: argparse.Names
     load = os.getloadavg()[0]
     sets = [f"model.dim={args.dim}", f"model.max_len={args.max_len}",
             f"train.batch_size={args.batch_size}", f"train.threads={args.threads}",
-            f"train.patience={args.patience}", "train.lr=0.001", *MODELS[model][1]]
+            f"train.patience={args.patience}", "train.lr=0.001", *MODELS[model][1], *args.sets]
     cmd = [CHRONOREC, "train", "--data", prepared, "--model", model, "--epochs", args.epochs,
            "--seed", args.seed, "--out", runs, "--quiet"]
     for s in sets:
@@ -164,6 +164,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--max-len", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="extra chronorec override for every chronorec run, e.g. task.loss_precision=bf16")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=4 * 3600.0, help="seconds per child run")
     ap.add_argument("--atomic-root", type=Path, default=RESULTS / "atomic")

@@ -97,6 +97,27 @@ def test_fused_ce_matches_autograd_reference(chunk_elems: int) -> None:
     assert float(empty.detach()) == 0.0
 
 
+@pytest.mark.parametrize("chunk_elems", [3 * 500, 10**9])
+def test_bf16_ce_is_close_to_fp32_and_masks_padding(chunk_elems: int) -> None:
+    g = torch.Generator().manual_seed(1)
+    h0, W0 = 0.3 * torch.randn(40, 16, generator=g), 0.3 * torch.randn(500, 16, generator=g)
+    t = torch.randint(2, 500, (40,), generator=g)
+    grads = {}
+    for precision in ("fp32", "bf16"):
+        h, W = h0.clone().requires_grad_(), W0.clone().requires_grad_()
+        loss = full_softmax_ce(h, W, t, chunk_elems, precision=precision)
+        loss.backward()
+        assert loss.dtype == torch.float32 and W.grad.dtype == torch.float32
+        grads[precision] = (loss.detach(), h.grad, W.grad)
+    (l32, gh32, gW32), (l16, gh16, gW16) = grads["fp32"], grads["bf16"]
+    assert abs(float(l16 - l32)) < 1e-2 * float(l32)
+    assert float((gh16 - gh32).norm() / gh32.norm()) < 2e-2
+    assert float((gW16 - gW32).norm() / gW32.norm()) < 2e-2
+    assert gW16[:2].abs().sum() == 0  # padding / UNK rows still get no gradient
+    with pytest.raises(ValueError, match="fp16"):
+        full_softmax_ce(h0, W0, t, precision="fp16")  # type: ignore[arg-type]
+
+
 def test_ce_loss_ignores_padding_columns() -> None:
     m, b = Echo(), train_batch()
     wide = replace(b, **{f: torch.cat([getattr(b, f), torch.zeros_like(getattr(b, f)[:, :3])], 1)

@@ -5,7 +5,8 @@
 
 ``bench train`` times full training steps (batch gather + forward + backward + optimizer) exactly as
 the trainer runs them, after ``--warmup`` untimed steps, and reports samples/s, CPU seconds per 1k
-samples (steadier than wall time on a shared machine), the 1-minute load average and peak RSS.
+samples (steadier than wall time on a shared machine), minor page faults per step, the 1-minute
+load average and peak RSS.
 ``bench loader`` times batch building alone, to show it is a small share of a step.
 
 Side-by-side comparisons with RecBole, DeepCTR-Torch and torch-rechub, which need their own venvs,
@@ -93,12 +94,15 @@ def bench_train(
 
     run(warmup)
     wall0, cpu0 = time.perf_counter(), time.process_time()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     seen = run(steps)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
     _report({
         "model": model, "dataset": dataset.schema.name, "steps": steps, "batch_size": tc.batch_size,
         "threads": threads, "samples": seen, "wall_s": round(wall, 3),
         "samples_per_s": round(seen / wall, 1), "cpu_s_per_1k_samples": round(1000 * cpu / max(seen, 1), 4),
+        "minor_faults_per_step": round(faults / max(steps, 1)),
         "peak_rss_mb": round(_peak_rss_mb(), 1), "loadavg_1m": round(os.getloadavg()[0], 2),
     }, as_json)
     if profile:

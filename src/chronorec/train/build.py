@@ -141,7 +141,7 @@ def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> T
         from chronorec.train.nextitem_task import NextItemTask
 
         return NextItemTask.from_schema(schema, **opts)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ChronorecError(f"task option not understood by the {schema.task} task: {err}") from None
 
 
