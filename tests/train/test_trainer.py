@@ -139,3 +139,14 @@ def test_eval_line_printed_without_tty(fake_env: object, fake_config: ConfigFact
     out = capsys.readouterr().out
     assert out.count(" valid gauc=") == 2 and "test (best at epoch" in out
     assert trainer_mod._show_progress() is False  # pytest captures stderr: no progress bar
+
+
+def test_bad_task_option_is_one_error_and_leaves_no_run_folder(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
+    from chronorec.errors import ChronorecError
+    from chronorec.train import build
+    from chronorec.train.config import parse_overrides
+
+    cfg = build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides(["task.loss_precision=fp16"]))
+    with pytest.raises(ChronorecError, match="loss_precision 'fp16'"):
+        train(cfg, out=tmp_path / "runs", verbose=False)
+    assert not any((tmp_path / "runs").rglob("*-s0-*"))  # the fresh run folder was removed again

@@ -350,9 +350,10 @@ class Trainer:
 def _launch(config: RunConfig, run_dir: Path | None, out: Path, resume: bool,
             command: list[str] | None, verbose: bool) -> Path:
     info = init_distributed(config.train.device)
+    fresh: Path | None = None  # a folder this call created, removed again if start-up fails before writing
     try:
         if info.is_main and run_dir is None:
-            run_dir = new_run_dir(out, config.name, config.train.seed)
+            run_dir = fresh = new_run_dir(out, config.name, config.train.seed)
         elif info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(broadcast(str(run_dir), info))
@@ -364,6 +365,10 @@ def _launch(config: RunConfig, run_dir: Path | None, out: Path, resume: bool,
             fit_pin(config, run_dir, info, resume, command, verbose)
         else:
             Trainer(config, run_dir, info, resume=resume, command=command, verbose=verbose).fit()
+    except BaseException:
+        if fresh is not None and fresh.is_dir() and not any(fresh.iterdir()):
+            fresh.rmdir()  # e.g. a bad task option: no empty run folder left behind
+        raise
     finally:
         shutdown(info)
     return run_dir
