@@ -72,8 +72,8 @@ class _FullSoftmaxCE(torch.autograd.Function):
         z_buf = h.new_empty((c_max, W.shape[0]))  # [c, n] fp32 logits, then softmax - onehot
         if low is not None:
             # bf16 matmuls go to oneDNN, which caches a primitive per shape: every chunk is padded to
-            # `rows` rows so there are three shapes in all (a shape per chunk length grew a 3-epoch
-            # GRU4Rec run on amazon-beauty by ~100 MB)
+            # `rows` rows so there are three shapes in all (a shape per chunk length took a 3-epoch
+            # GRU4Rec run on amazon-beauty to a 631 MB peak, against 458 MB in fp32)
             h_pad = hl.new_zeros((rows, hl.shape[1]))  # [rows, D]
             p_low = hl.new_empty((rows, W.shape[0]))  # [rows, n] logits, then softmax - onehot
             gh_low, gW_low = hl.new_empty((rows, hl.shape[1])), torch.empty_like(Wl)
