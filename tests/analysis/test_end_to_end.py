@@ -17,7 +17,7 @@ from chronorec.data.prepare import PrepareOptions, prepare
 from chronorec.data.synthetic import synthetic_source
 from chronorec.train.build import resolve_model_options
 from chronorec.train.config import RunConfig, TrainConfig
-from chronorec.train.trainer import train
+from chronorec.train.launch import train
 
 
 @pytest.fixture(scope="module")

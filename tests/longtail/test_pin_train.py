@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from chronorec.longtail import PluginModel
-from chronorec.train import trainer
+from chronorec.train import launch
 from chronorec.train.build import run_config, train_sample_share
 from chronorec.train.checkpoint import load_checkpoint
 from chronorec.train.config import parse_overrides
@@ -21,7 +21,7 @@ FAST = ["train.batch_size=256", "train.threads=1", "train.checkpoint_every=0", "
 def _train(data: Path, model: str, tmp: Path, sets: list[str], name: str) -> Path:
     extra = ["model.mlp=[16]"] if model != "sasrec" else []
     cfg = run_config(data, model, parse_overrides(FAST + extra + sets), seed=0, epochs=1, name=name)
-    return trainer.train(cfg, out=tmp, verbose=False)
+    return launch.train(cfg, out=tmp, verbose=False)
 
 
 def test_pin_two_phases_freeze_backbone_and_report_groups(tiny_ctr_dataset: Path, tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def make_run(prepared: Path, model: str, options: dict[str, Any], out: Path) -> 
     from chronorec.data.schema import DatasetSchema
     from chronorec.train.build import manifest_key, resolve_model_options
     from chronorec.train.config import RunConfig, TrainConfig
-    from chronorec.train.trainer import train
+    from chronorec.train.launch import train
 
     schema = DatasetSchema.load(prepared / "schema.json")
     cfg = RunConfig(

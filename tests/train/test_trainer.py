@@ -13,8 +13,9 @@ import torch
 from chronorec.train import trainer as trainer_mod
 from chronorec.train.checkpoint import load_checkpoint
 from chronorec.train.config import RunConfig
+from chronorec.train.launch import resume, train
 from chronorec.train.runs import MetricsLog, load_run
-from chronorec.train.trainer import Trainer, resume, train
+from chronorec.train.trainer import Trainer
 
 ConfigFactory = Callable[..., RunConfig]
 

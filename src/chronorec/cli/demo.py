@@ -48,7 +48,7 @@ def demo(
 ) -> None:
     """Train TIN and DIN on Amazon Grocery (or the synthetic log) and print test GAUC / AUC / logloss."""
     from chronorec.data.prepare import PrepareOptions, prepare
-    from chronorec.train import trainer
+    from chronorec.train import launch
     from chronorec.train.build import run_config
 
     t0 = time.perf_counter()
@@ -66,7 +66,7 @@ def demo(
     for model in MODELS:
         typer.echo(f"\n== {model.upper()} ({epochs} epochs) ==")
         cfg = run_config(result.out, model, {"train": train}, seed=seed, name=f"demo-{name}-{model}")
-        run_dir = trainer.train(cfg, out=out)
+        run_dir = launch.train(cfg, out=out)
         rows.append((model.upper(), run_dir, json.loads((run_dir / "metrics.json").read_text())))
     typer.echo(f"\nTest split of {label}: {result.schema.n_users:,} users, "
                f"{result.schema.counts.get('test', 0):,} test samples (one positive, one sampled negative per user)")

@@ -43,13 +43,13 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="no per-evaluation lines"),
 ) -> None:
     """Train a model (rank 0 writes runs/<name>/<id>/: config, env, metrics, checkpoints)."""
-    from chronorec.train import trainer
+    from chronorec.train import launch
 
     command = list(sys.argv)
     if resume is not None:
         if any(v is not None for v in (data, model, seed, epochs, name, longtail)) or sets:
             raise ChronorecError("--resume continues a run with its saved config; give no other run options")
-        run_dir = trainer.resume(resume, command=command, verbose=not quiet)
+        run_dir = launch.resume(resume, command=command, verbose=not quiet)
     else:
         if data is None or model is None:
             raise ChronorecError("give --data PREPARED and --model NAME (or --resume RUN_DIR)")
@@ -60,7 +60,7 @@ def train(
         if longtail is not None:
             overrides["longtail"]["strategy"] = longtail
         cfg = run_config(data, model, overrides, seed=seed, epochs=epochs, name=name)
-        run_dir = trainer.train(cfg, out=out, command=command, verbose=not quiet)
+        run_dir = launch.train(cfg, out=out, command=command, verbose=not quiet)
     _report(run_dir)
 
 

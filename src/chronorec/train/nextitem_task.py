@@ -36,7 +36,7 @@ batch carries, so give evaluation batches the full history (the model windows it
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import polars as pl
 import torch
@@ -128,7 +128,7 @@ def full_softmax_ce(
     the three matmuls on bfloat16 copies of ``h`` and ``W`` (softmax, loss and gradient sums stay
     fp32): loss and gradients agree with fp32 to about 0.2% relative.
     """
-    if precision not in ("fp32", "bf16"):
+    if precision not in get_args(Precision):
         raise ValueError(f"unknown loss precision {precision!r}; choose fp32 or bf16")
     rows = max(1, chunk_elems // max(W.shape[0], 1))
     low = torch.bfloat16 if precision == "bf16" and h.dtype == torch.float32 else None
@@ -156,7 +156,7 @@ class NextItemTask:
         select_metric: str = "ndcg@10",
         loss_precision: Precision = "fp32",
     ) -> None:
-        if loss_precision not in ("fp32", "bf16"):
+        if loss_precision not in get_args(Precision):
             raise ValueError(f"unknown task.loss_precision {loss_precision!r}; choose fp32 or bf16")
         if loss not in ("ce", "sampled_softmax", "bce"):
             raise ValueError(f"unknown next-item loss {loss!r}; choose ce, sampled_softmax or bce")

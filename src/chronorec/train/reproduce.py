@@ -39,7 +39,7 @@ import polars as pl
 
 from chronorec.errors import ChronorecError, warn
 from chronorec.models.registry import list_models
-from chronorec.train import tables, trainer
+from chronorec.train import launch, tables
 from chronorec.train.runs import CONFIG, METRICS, checkpoint_path, write_json
 
 
@@ -137,9 +137,9 @@ def run_one(config: Any, run_dir: Path, verbose: bool) -> dict[str, Any]:
             raise ChronorecError(f"{run_dir} was started with a different configuration; use another --name "
                                  "or remove that folder")
         if not (run_dir / METRICS).is_file():
-            trainer.resume(run_dir, verbose=verbose)
+            launch.resume(run_dir, verbose=verbose)
     else:
-        trainer.train(config, run_dir=run_dir, verbose=verbose)
+        launch.train(config, run_dir=run_dir, verbose=verbose)
     return json.loads((run_dir / METRICS).read_text())
 
 

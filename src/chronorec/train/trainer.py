@@ -9,10 +9,13 @@ big batches). The task's ``select_metric`` (higher is better) picks ``checkpoint
 ``patience`` evaluations without improvement stop the run. At the end the best weights are scored on
 the test split and ``metrics.json`` is written.
 
+Starting, resuming and launching under ``torchrun`` (run folder, PIN's phases) live in
+:mod:`chronorec.train.launch`.
+
 Exact resume: ``checkpoints/last.pt`` is written every ``checkpoint_every`` steps and at every
 evaluation with the data position (epoch, next batch of that epoch's permutation), optimizer state,
 selection state and every rank's RNG states. The loader's permutation depends only on (seed, epoch),
-so ``resume(run_dir)`` replays the remaining batches in the same order with the same random streams
+so :func:`chronorec.train.launch.resume` replays the remaining batches in the same order with the same random streams
 and finishes with the same metrics as an uninterrupted run (same threads, same world size).
 """
 
@@ -46,8 +49,6 @@ from chronorec.train.ddp import (
     all_min,
     barrier,
     broadcast,
-    init_distributed,
-    shutdown,
     wrap_model,
 )
 from chronorec.train.runs import (
@@ -58,7 +59,6 @@ from chronorec.train.runs import (
     MetricsLog,
     checkpoint_path,
     environment,
-    new_run_dir,
     predict_in_order,
     write_json,
 )
@@ -345,57 +345,3 @@ class Trainer:
             write_json(self.run_dir / METRICS, result)
         barrier(self.info)
         return result
-
-
-def _launch(config: RunConfig, run_dir: Path | None, out: Path, resume: bool,
-            command: list[str] | None, verbose: bool) -> Path:
-    info = init_distributed(config.train.device)
-    fresh: Path | None = None  # a folder this call created, removed again if start-up fails before writing
-    try:
-        if info.is_main and run_dir is None:
-            run_dir = fresh = new_run_dir(out, config.name, config.train.seed)
-        elif info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        run_dir = Path(broadcast(str(run_dir), info))
-        if verbose and info.is_main:
-            tqdm.write(f"{'resuming' if resume else 'run'} {run_dir}")
-        if config.longtail.strategy == "pin" and config.longtail.phase == "full":
-            from chronorec.train.pin import fit_pin
-
-            fit_pin(config, run_dir, info, resume, command, verbose)
-        else:
-            Trainer(config, run_dir, info, resume=resume, command=command, verbose=verbose).fit()
-    except BaseException:
-        if fresh is not None and fresh.is_dir() and not any(fresh.iterdir()):
-            fresh.rmdir()  # e.g. a bad task option: no empty run folder left behind
-        raise
-    finally:
-        shutdown(info)
-    return run_dir
-
-
-def train(config: RunConfig, *, out: Path = Path("runs"), run_dir: Path | None = None,
-          command: list[str] | None = None, verbose: bool = True) -> Path:
-    """Train a new run into ``run_dir`` (default ``out/<config.name>/<id>``); returns the run folder.
-
-    Under ``torchrun`` every process calls this; rank 0 creates the folder and tells the others.
-    """
-    return _launch(config, run_dir, out, False, command, verbose)
-
-
-def resume(run_dir: Path, *, command: list[str] | None = None, verbose: bool = True) -> Path:
-    """Continue a run from its ``checkpoints/last.pt`` (from scratch if it never checkpointed).
-
-    A run that already wrote ``metrics.json`` is left as it is.
-    """
-    run_dir = Path(run_dir)
-    plan = run_dir / "pin.json"  # a PIN run resumes from its full plan (stage one may be unfinished)
-    source = plan if plan.is_file() else run_dir / CONFIG
-    config = RunConfig.load(source) if source.is_file() else None
-    if config is None:
-        raise ChronorecError(f"not a run folder (no {CONFIG}): {run_dir}")
-    if (run_dir / METRICS).is_file():
-        if verbose:
-            tqdm.write(f"run {run_dir} already finished (metrics.json exists)")
-        return run_dir
-    return _launch(config, run_dir, run_dir.parent, True, command, verbose)
