@@ -151,3 +151,4 @@ def test_bad_task_option_is_one_error_and_leaves_no_run_folder(tiny_nextitem_dat
     with pytest.raises(ChronorecError, match="loss_precision 'fp16'"):
         train(cfg, out=tmp_path / "runs", verbose=False)
     assert not any((tmp_path / "runs").rglob("*-s0-*"))  # the fresh run folder was removed again
+    assert not any((tmp_path / "runs").iterdir())  # and so was its run-name folder

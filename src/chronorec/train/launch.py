@@ -38,8 +38,9 @@ def _launch(config: RunConfig, run_dir: Path | None, out: Path, resume: bool,
         else:
             Trainer(config, run_dir, info, resume=resume, command=command, verbose=verbose).fit()
     except BaseException:
-        if fresh is not None and fresh.is_dir() and not any(fresh.iterdir()):
-            fresh.rmdir()  # e.g. a bad task option: no empty run folder left behind
+        for folder in (fresh, fresh.parent) if fresh is not None else ():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # e.g. a bad task option: no empty run (or run-name) folder left behind
         raise
     finally:
         shutdown(info)
