@@ -118,6 +118,22 @@ def test_bf16_ce_is_close_to_fp32_and_masks_padding(chunk_elems: int) -> None:
         full_softmax_ce(h0, W0, t, precision="fp16")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_ce_of_an_underflowed_target_probability_is_exact(precision: str) -> None:
+    # the loss is read off the softmax at the target; where that underflows (logit gap > ~88) the
+    # row is recomputed from the logits instead of reporting log(0)
+    W = torch.zeros(N, 4)
+    W[2, 0], W[3, 0] = 1.0, -1.0
+    h = torch.tensor([[150.0, 0, 0, 0], [0.5, 0, 0, 0]])  # row 0: target 3 sits 300 below item 2
+    t = torch.tensor([3, 2])
+    z = h @ W.T
+    z[:, :2] = float("-inf")
+    ref = F.cross_entropy(z, t)  # ~ (300 + small) / 2
+    got = full_softmax_ce(h, W, t, precision=precision)  # type: ignore[arg-type]
+    assert torch.isfinite(got) and float(ref) > 149
+    torch.testing.assert_close(got, ref, rtol=1e-2 if precision == "bf16" else 1e-6, atol=0)
+
+
 def test_ce_loss_ignores_padding_columns() -> None:
     m, b = Echo(), train_batch()
     wide = replace(b, **{f: torch.cat([getattr(b, f), torch.zeros_like(getattr(b, f)[:, :3])], 1)

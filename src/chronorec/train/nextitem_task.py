@@ -52,6 +52,7 @@ LossKind = Literal["ce", "sampled_softmax", "bce"]
 Precision = Literal["fp32", "bf16"]
 EXCLUDE_SUFFIX = "_exclude_seen"
 CE_CHUNK_ELEMS = 1 << 20  # logits per chunk of the fused cross-entropy (4 MB in fp32)
+_TINY_P = 1e-30  # a target probability below this has its row's loss recomputed from fp32 logits
 
 
 class _FullSoftmaxCE(torch.autograd.Function):
@@ -59,54 +60,57 @@ class _FullSoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: Tensor, W: Tensor, t: Tensor, rows: int, n_masked: int, low: torch.dtype | None) -> Tensor:  # type: ignore[override]
-        N = h.shape[0]
+        N, n = h.shape[0], W.shape[0]
         grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         gh, gW = torch.empty_like(h), torch.zeros_like(W)
         total = torch.zeros((), dtype=torch.float64, device=h.device)
-        # low precision: the three GEMMs take bf16 operands (fp32 accumulation inside the kernel);
-        # the logits come back to fp32 for the softmax, as autocast does for cross-entropy
+        # low precision: the three GEMMs take bf16 operands (fp32 accumulation inside the kernel) and
+        # the softmax reads and writes bf16 while computing in fp32, as autocast does for cross-entropy
         hl, Wl = (h, W) if low is None else (h.to(low), W.to(low))
-        # one set of chunk buffers per call, written with out=: a fresh multi-MB tensor per chunk
-        # costs page faults and cold cache lines on every chunk
+        # bf16 matmuls go to oneDNN, which caches a primitive per shape: the last chunk is padded to
+        # `rows` rows (a multiple of 8), so a call has three shapes and a run a few dozen (a shape per
+        # chunk length took a 3-epoch GRU4Rec run on amazon-beauty to a 631 MB peak, against 458 MB in fp32)
         c_max = min(rows, N) if low is None else rows
-        z_buf = h.new_empty((c_max, W.shape[0]))  # [c, n] fp32 logits, then softmax - onehot
+        # one set of chunk buffers per call, written with out=: a fresh multi-MB tensor per chunk costs
+        # page faults and cold cache lines on every chunk
+        z = hl.new_empty((c_max, n))  # [c, n] logits
+        p = torch.empty_like(z)  # [c, n] softmax, then softmax - onehot
         if low is not None:
-            # bf16 matmuls go to oneDNN, which caches a primitive per shape: every chunk is padded to
-            # `rows` rows so there are three shapes in all (a shape per chunk length took a 3-epoch
-            # GRU4Rec run on amazon-beauty to a 631 MB peak, against 458 MB in fp32)
             h_pad = hl.new_zeros((rows, hl.shape[1]))  # [rows, D]
-            p_low = hl.new_empty((rows, W.shape[0]))  # [rows, n] logits, then softmax - onehot
             gh_low, gW_low = hl.new_empty((rows, hl.shape[1])), torch.empty_like(Wl)
         for s in range(0, N, rows):
             hc, tc = hl[s : s + rows], t[s : s + rows]  # [c, D], [c]
             c = hc.shape[0]
             r = torch.arange(c, device=h.device)
-            z = z_buf[:c]
             if low is None:
-                torch.mm(hc, Wl.T, out=z)
+                hx, zx, px = hc, z[:c], p[:c]
             else:
                 h_pad[:c] = hc
-                h_pad[c:] = 0
-                z.copy_(torch.mm(h_pad, Wl.T, out=p_low)[:c])
-            z[:, :n_masked] = float("-inf")  # padding / UNK are never targets
-            zt = z[r, tc]  # [c] target logits, before z is overwritten
-            # logsumexp by hand, in place: one exp pass over the chunk serves the loss and the
-            # softmax (torch.logsumexp allocates its own [c, n] temporary and exponentiates again)
-            m = z.amax(dim=1, keepdim=True)  # [c, 1]; finite: every row has a real item
-            p = z.sub_(m).exp_()  # [c, n] exp(z - m)
-            norm = p.sum(dim=1, keepdim=True)  # [c, 1]
-            total += (m[:, 0] + norm[:, 0].log() - zt).sum(dtype=torch.float64)
+                h_pad[c:] = 0  # padded rows: zero logits, and zeroed again in p so they add nothing
+                hx, zx, px = h_pad, z, p
+            torch.mm(hx, Wl.T, out=zx)
+            z[:c, :n_masked] = float("-inf")  # padding / UNK are never targets
+            # ATen's fused softmax: max, exp-sum and scale per row while the row is in cache (one
+            # pass over the chunk's memory, where max / sub / exp / sum / div by hand were five)
+            torch.ops.aten._softmax.out(z[:c], 1, False, out=p[:c])
+            pt = p[r, tc].float()  # [c] softmax at the targets
+            loss = -pt.log()
+            small = pt < _TINY_P  # log of an underflowed probability: recompute those rows exactly
+            if bool(small.any()):
+                rs = small.nonzero()[:, 0]
+                zs = hc[rs].float() @ Wl.float().T  # [k, n]
+                zs[:, :n_masked] = float("-inf")
+                loss[rs] = zs.logsumexp(1) - zs[torch.arange(rs.numel(), device=h.device), tc[rs]]
+            total += loss.sum(dtype=torch.float64)
             if grads:
-                p.div_(norm)  # softmax
-                p[r, tc] -= 1.0  # d loss_row / d z = softmax - onehot
+                p[r, tc] = (pt - 1.0).to(p.dtype)  # d loss_row / d z = softmax - onehot
                 if low is None:
-                    torch.mm(p, W, out=gh[s : s + c])  # [c, D]
-                    gW.addmm_(p.T, hc)  # [n, D]
+                    torch.mm(px, W, out=gh[s : s + c])  # [c, D]
+                    gW.addmm_(px.T, hc)  # [n, D]
                 else:
-                    p_low[:c] = p
-                    p_low[c:] = 0  # padded rows add nothing to gW
-                    gh[s : s + c] = torch.mm(p_low, Wl, out=gh_low)[:c]
-                    gW += torch.mm(p_low.T, h_pad, out=gW_low)
+                    p[c:] = 0  # padded rows add nothing to gW
+                    gh[s : s + c] = torch.mm(p, Wl, out=gh_low)[:c]
+                    gW += torch.mm(p.T, h_pad, out=gW_low)
         ctx.save_for_backward(gh, gW)
         ctx.n_rows = max(N, 1)
         return (total / ctx.n_rows).to(h.dtype)
@@ -130,8 +134,15 @@ def full_softmax_ce(
     """
     if precision not in get_args(Precision):
         raise ValueError(f"unknown loss precision {precision!r}; choose fp32 or bf16")
-    rows = max(1, chunk_elems // max(W.shape[0], 1))
     low = torch.bfloat16 if precision == "bf16" and h.dtype == torch.float32 else None
+    # equal chunks of at most `chunk_elems` logits: 380 rows in chunks of 86 would leave a last chunk
+    # of 36, padded to 86 in bf16 (13% more matmul work); 5 chunks of 76 leave none. In bf16 the row
+    # count is rounded up to a multiple of 8, which bounds the shapes oneDNN caches (see forward)
+    cap = max(1, chunk_elems // max(W.shape[0], 1))
+    n_chunks = max(1, -(-h.shape[0] // cap))
+    rows = max(1, -(-h.shape[0] // n_chunks))
+    if low is not None:
+        rows = -(-rows // 8) * 8
     return _FullSoftmaxCE.apply(h, W, target, rows, FIRST_ID, low)
 
 
