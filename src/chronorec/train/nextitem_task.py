@@ -15,9 +15,9 @@ Losses (``D`` hidden size, ``N`` real target positions in the batch, ``n`` items
   (``softmax - onehot``, then two small matmuls), so memory stays flat in ``N`` and the logits are
   read while still in cache (measured on one thread: about 2× faster than ``F.cross_entropy`` on ``[N, n]``).
   Padding and UNK columns are masked. ``loss_precision="bf16"`` (``--set task.loss_precision=bf16``)
-  runs its three matmuls on bfloat16 copies of the hidden states and item table, keeping the softmax,
-  the loss and the gradient sums in fp32 (autocast's split for cross-entropy). On a CPU with native
-  bf16 dot products (avx512_bf16 or AMX) those matmuls run 2-4× faster; elsewhere keep fp32.
+  runs its three matmuls on bfloat16 copies of the hidden states and item table; the logits and the
+  softmax are stored in bf16 but computed in fp32, and the loss and the gradient sums stay fp32. On a
+  CPU with native bf16 dot products (avx512_bf16 or AMX) those matmuls run 2-4× faster; elsewhere keep fp32.
 * ``"sampled_softmax"``: ``n_negatives`` items shared by the whole batch, sampled uniformly from the
   real items, or in proportion to ``item_counts`` when given, with the logQ correction
   ``s_i - log(k Q_i)`` (Bengio & Senécal 2008; Yi et al. 2019). Under uniform sampling the
@@ -128,9 +128,10 @@ def full_softmax_ce(
     """Mean full-softmax cross-entropy of ``h [N, D]`` against all items ``W [n, D]``, targets ``[N]``.
 
     Equal to ``F.cross_entropy(h @ W.T with columns 0, 1 at -inf, target)`` (0 for ``N = 0``),
-    computed in row chunks of ``chunk_elems`` logits; no double backward. ``precision="bf16"`` runs
-    the three matmuls on bfloat16 copies of ``h`` and ``W`` (softmax, loss and gradient sums stay
-    fp32): loss and gradients agree with fp32 to about 0.2% relative.
+    computed in equal row chunks of at most ``chunk_elems`` logits; no double backward.
+    ``precision="bf16"`` runs the three matmuls on bfloat16 copies of ``h`` and ``W`` and keeps the
+    chunk's logits and softmax in bf16 (computed in fp32; loss and gradient sums stay fp32): loss and
+    gradients agree with fp32 to about 0.2% relative.
     """
     if precision not in get_args(Precision):
         raise ValueError(f"unknown loss precision {precision!r}; choose fp32 or bf16")
