@@ -78,13 +78,14 @@ def test_ce_loss_equals_naive_loop_over_real_positions() -> None:
     assert m.enc.grad is not None and m.out.grad[:2].abs().sum() == 0  # padding / UNK never scored
 
 
-@pytest.mark.parametrize("chunk_elems", [1, 3 * N, 10**9])  # one row per chunk, 3 rows, everything
-def test_fused_ce_matches_autograd_reference(chunk_elems: int) -> None:
+# one row per chunk, 3 rows, everything; the item gradient per chunk (group_bytes=1) or per call
+@pytest.mark.parametrize(("chunk_elems", "group_bytes"), [(1, 1), (1, 1 << 20), (3 * N, 1), (3 * N, 1 << 20), (10**9, 1 << 20)])
+def test_fused_ce_matches_autograd_reference(chunk_elems: int, group_bytes: int) -> None:
     g = torch.Generator().manual_seed(0)
     h0, W0 = torch.randn(11, 6, generator=g), torch.randn(N, 6, generator=g)
     t = torch.randint(2, N, (11,), generator=g)
     h, W = h0.clone().requires_grad_(), W0.clone().requires_grad_()
-    (3.0 * full_softmax_ce(h, W, t, chunk_elems)).backward()
+    (3.0 * full_softmax_ce(h, W, t, chunk_elems, group_bytes=group_bytes)).backward()
     hr, Wr = h0.clone().requires_grad_(), W0.clone().requires_grad_()
     z = hr @ Wr.T
     z[:, :2] = float("-inf")
@@ -97,15 +98,15 @@ def test_fused_ce_matches_autograd_reference(chunk_elems: int) -> None:
     assert float(empty.detach()) == 0.0
 
 
-@pytest.mark.parametrize("chunk_elems", [3 * 500, 10**9])
-def test_bf16_ce_is_close_to_fp32_and_masks_padding(chunk_elems: int) -> None:
+@pytest.mark.parametrize(("chunk_elems", "group_bytes"), [(3 * 500, 1), (3 * 500, 1 << 20), (10**9, 1 << 20)])
+def test_bf16_ce_is_close_to_fp32_and_masks_padding(chunk_elems: int, group_bytes: int) -> None:
     g = torch.Generator().manual_seed(1)
     h0, W0 = 0.3 * torch.randn(40, 16, generator=g), 0.3 * torch.randn(500, 16, generator=g)
     t = torch.randint(2, 500, (40,), generator=g)
     grads = {}
     for precision in ("fp32", "bf16"):
         h, W = h0.clone().requires_grad_(), W0.clone().requires_grad_()
-        loss = full_softmax_ce(h, W, t, chunk_elems, precision=precision)
+        loss = full_softmax_ce(h, W, t, chunk_elems, precision=precision, group_bytes=group_bytes)
         loss.backward()
         assert loss.dtype == torch.float32 and W.grad.dtype == torch.float32
         grads[precision] = (loss.detach(), h.grad, W.grad)

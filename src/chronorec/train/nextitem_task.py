@@ -10,10 +10,11 @@ Losses (``D`` hidden size, ``N`` real target positions in the batch, ``n`` items
 
 * ``"ce"`` (default): full softmax cross-entropy over all items at every real position. Only the
   ``[N, D]`` hidden states of real positions are gathered, never the padded ``[B, L, n]`` grid, and
-  even ``[N, n]`` is never held at once: :func:`full_softmax_ce` walks row chunks of about a million
-  logits (cache-sized), computing each chunk's loss *and* gradient in the forward pass
-  (``softmax - onehot``, then two small matmuls), so memory stays flat in ``N`` and the logits are
-  read while still in cache (measured on one thread: about 2× faster than ``F.cross_entropy`` on ``[N, n]``).
+  even ``[N, n]`` is held at once only up to 16 MB: :func:`full_softmax_ce` walks row chunks of about
+  a million logits (cache-sized), computing each chunk's loss *and* gradient in the forward pass
+  (one fused softmax, ``- onehot``, the hidden-state gradient matmul while the chunk is warm), and
+  the item-table gradient as one matmul per 16 MB group of chunks, so memory stays flat in ``N``
+  (measured on one thread, before the groups: about 2× faster than ``F.cross_entropy`` on ``[N, n]``).
   Padding and UNK columns are masked. ``loss_precision="bf16"`` (``--set task.loss_precision=bf16``)
   runs its three matmuls on bfloat16 copies of the hidden states and item table; the logits and the
   softmax are stored in bf16 but computed in fp32, and the loss and the gradient sums stay fp32. On a
@@ -52,6 +53,7 @@ LossKind = Literal["ce", "sampled_softmax", "bce"]
 Precision = Literal["fp32", "bf16"]
 EXCLUDE_SUFFIX = "_exclude_seen"
 CE_CHUNK_ELEMS = 1 << 20  # logits per chunk of the fused cross-entropy (4 MB in fp32)
+CE_GROUP_BYTES = 16 << 20  # logits kept for one item-gradient matmul (4M in fp32, 8M in bf16)
 _TINY_P = 1e-30  # a target probability below this has its row's loss recomputed from fp32 logits
 
 
@@ -59,71 +61,85 @@ class _FullSoftmaxCE(torch.autograd.Function):
     """Mean over rows of ``logsumexp(h W^T) - h . W[t]``, chunked, gradient computed in forward."""
 
     @staticmethod
-    def forward(ctx, h: Tensor, W: Tensor, t: Tensor, rows: int, n_masked: int, low: torch.dtype | None) -> Tensor:  # type: ignore[override]
-        N, n = h.shape[0], W.shape[0]
+    def forward(ctx, h: Tensor, W: Tensor, t: Tensor, rows: int, group: int, n_masked: int, low: torch.dtype | None) -> Tensor:  # type: ignore[override]
+        N, n, D = h.shape[0], W.shape[0], h.shape[1]
         grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        gh, gW = torch.empty_like(h), torch.zeros_like(W)
+        inv_n = 1.0 / max(N, 1)
         total = torch.zeros((), dtype=torch.float64, device=h.device)
         # low precision: the three GEMMs take bf16 operands (fp32 accumulation inside the kernel) and
         # the softmax reads and writes bf16 while computing in fp32, as autocast does for cross-entropy
-        hl, Wl = (h, W) if low is None else (h.to(low), W.to(low))
+        dt = h.dtype if low is None else low
         # bf16 matmuls go to oneDNN, which caches a primitive per shape: the last chunk is padded to
-        # `rows` rows (a multiple of 8), so a call has three shapes and a run a few dozen (a shape per
-        # chunk length took a 3-epoch GRU4Rec run on amazon-beauty to a 631 MB peak, against 458 MB in fp32)
-        c_max = min(rows, N) if low is None else rows
-        # one set of chunk buffers per call, written with out=: a fresh multi-MB tensor per chunk costs
-        # page faults and cold cache lines on every chunk
-        z = hl.new_empty((c_max, n))  # [c, n] logits
-        p = torch.empty_like(z)  # [c, n] softmax, then softmax - onehot
-        if low is not None:
-            h_pad = hl.new_zeros((rows, hl.shape[1]))  # [rows, D]
-            gh_low, gW_low = hl.new_empty((rows, hl.shape[1])), torch.empty_like(Wl)
-        for s in range(0, N, rows):
-            hc, tc = hl[s : s + rows], t[s : s + rows]  # [c, D], [c]
-            c = hc.shape[0]
-            r = torch.arange(c, device=h.device)
-            if low is None:
-                hx, zx, px = hc, z[:c], p[:c]
-            else:
-                h_pad[:c] = hc
-                h_pad[c:] = 0  # padded rows: zero logits, and zeroed again in p so they add nothing
-                hx, zx, px = h_pad, z, p
-            torch.mm(hx, Wl.T, out=zx)
-            z[:c, :n_masked] = float("-inf")  # padding / UNK are never targets
-            # ATen's fused softmax: max, exp-sum and scale per row while the row is in cache (one
-            # pass over the chunk's memory, where max / sub / exp / sum / div by hand were five)
-            torch.ops.aten._softmax.out(z[:c], 1, False, out=p[:c])
-            pt = p[r, tc].float()  # [c] softmax at the targets
-            loss = -pt.log()
-            small = pt < _TINY_P  # log of an underflowed probability: recompute those rows exactly
-            if bool(small.any()):
-                rs = small.nonzero()[:, 0]
-                zs = hc[rs].float() @ Wl.float().T  # [k, n]
-                zs[:, :n_masked] = float("-inf")
-                loss[rs] = zs.logsumexp(1) - zs[torch.arange(rs.numel(), device=h.device), tc[rs]]
-            total += loss.sum(dtype=torch.float64)
+        # `rows` rows (a multiple of 8) with zero rows, so a call has a handful of shapes and a run a
+        # few dozen (a shape per chunk length took a 3-epoch GRU4Rec run on amazon-beauty to a 631 MB
+        # peak, against 458 MB in fp32)
+        Np = N if low is None else -(-N // rows) * rows
+        hl = h if low is None and Np == N else h.new_zeros((Np, D), dtype=dt)
+        if hl is not h:
+            hl[:N] = h
+        Wl = W if low is None else W.to(low)
+        # the item gradient is one matmul per group of chunks, P^T @ (h / N), over the chunks'
+        # (softmax - onehot) kept side by side: per chunk it was a K = 76 matmul into a temporary
+        # and an add over the whole [n, D] table (-27% for the call, 380 rows x 12,103 items, bf16)
+        hs = None
+        if grads:
+            hs = hl.new_zeros((Np, D))
+            hs[:N] = h * inv_n
+        gh = torch.empty_like(h)
+        gW = None
+        P = hl.new_empty((min(group, Np), n))  # [g, n] logits, softmax, then softmax - onehot
+        gh_low = hl.new_empty((rows, D)) if low is not None else None
+        for g0 in range(0, Np, group):
+            g1 = min(g0 + group, Np)
+            for s in range(g0, g1, rows):
+                e = min(s + rows, g1)  # chunk rows s..e, of which s..s+c are real
+                c = min(e, N) - s
+                z = P[s - g0 : e - g0]
+                torch.mm(hl[s:e], Wl.T, out=z)  # padded rows: zero logits, and zero rows of hs
+                zc = z[:c]
+                zc[:, :n_masked] = float("-inf")  # padding / UNK are never targets
+                # ATen's fused softmax, in place: max, exp-sum and scale per row while the row is in
+                # cache (one pass over the chunk's memory, where max / sub / exp / sum / div by hand were five)
+                torch.ops.aten._softmax.out(zc, 1, False, out=zc)
+                r, tc = torch.arange(c, device=h.device), t[s : s + c]
+                pt = zc[r, tc].float()  # [c] softmax at the targets
+                loss = -pt.log()
+                small = pt < _TINY_P  # log of an underflowed probability: recompute those rows exactly
+                if bool(small.any()):
+                    rs = small.nonzero()[:, 0]
+                    zs = hl[s + rs].float() @ Wl.float().T  # [k, n]
+                    zs[:, :n_masked] = float("-inf")
+                    loss[rs] = zs.logsumexp(1) - zs[torch.arange(rs.numel(), device=h.device), tc[rs]]
+                total += loss.sum(dtype=torch.float64)
+                if grads:
+                    zc[r, tc] = (pt - 1.0).to(dt)  # d loss_row / d z = softmax - onehot
+                    if low is None:
+                        torch.mm(zc, W, out=gh[s : s + c])  # [c, D]
+                    else:
+                        gh[s : s + c] = torch.mm(z, Wl, out=gh_low[: e - s])[:c]
             if grads:
-                p[r, tc] = (pt - 1.0).to(p.dtype)  # d loss_row / d z = softmax - onehot
-                if low is None:
-                    torch.mm(px, W, out=gh[s : s + c])  # [c, D]
-                    gW.addmm_(px.T, hc)  # [n, D]
+                part = torch.mm(P[: g1 - g0].T, hs[g0:g1])  # [n, D]
+                if gW is None:
+                    gW = part if low is None else part.float()
                 else:
-                    p[c:] = 0  # padded rows add nothing to gW
-                    gh[s : s + c] = torch.mm(p, Wl, out=gh_low)[:c]
-                    gW += torch.mm(p.T, h_pad, out=gW_low)
-        ctx.save_for_backward(gh, gW)
-        ctx.n_rows = max(N, 1)
-        return (total / ctx.n_rows).to(h.dtype)
+                    gW += part
+        if grads:
+            gh.mul_(inv_n)
+        ctx.grads = (gh, gW)  # intermediates, not inputs or outputs: kept on ctx
+        return (total * inv_n).to(h.dtype)
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        gh, gW = ctx.saved_tensors
-        scale = g / ctx.n_rows
-        return gh * scale, gW * scale, None, None, None, None
+        gh, gW = ctx.grads
+        del ctx.grads
+        if float(g) != 1.0:  # a scaled loss; the usual g = 1 needs no pass over the [n, D] table
+            gh, gW = gh * g, gW * g
+        return gh, gW, None, None, None, None, None
 
 
 def full_softmax_ce(
-    h: Tensor, W: Tensor, target: Tensor, chunk_elems: int = CE_CHUNK_ELEMS, precision: Precision = "fp32"
+    h: Tensor, W: Tensor, target: Tensor, chunk_elems: int = CE_CHUNK_ELEMS, precision: Precision = "fp32",
+    group_bytes: int = CE_GROUP_BYTES,
 ) -> Tensor:
     """Mean full-softmax cross-entropy of ``h [N, D]`` against all items ``W [n, D]``, targets ``[N]``.
 
@@ -144,7 +160,9 @@ def full_softmax_ce(
     rows = max(1, -(-h.shape[0] // n_chunks))
     if low is not None:
         rows = -(-rows // 8) * 8
-    return _FullSoftmaxCE.apply(h, W, target, rows, FIRST_ID, low)
+    group_elems = group_bytes // (h.element_size() if low is None else torch.finfo(low).bits // 8)
+    group = rows * max(1, group_elems // (rows * max(W.shape[0], 1)))
+    return _FullSoftmaxCE.apply(h, W, target, rows, group, FIRST_ID, low)
 
 
 class NextItemTask:
