@@ -152,3 +152,18 @@ def test_bad_task_option_is_one_error_and_leaves_no_run_folder(tiny_nextitem_dat
         train(cfg, out=tmp_path / "runs", verbose=False)
     assert not any((tmp_path / "runs").rglob("*-s0-*"))  # the fresh run folder was removed again
     assert not any((tmp_path / "runs").iterdir())  # and so was its run-name folder
+
+
+def test_configure_torch_is_deterministic_without_the_nan_fill() -> None:
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.utils.deterministic.fill_uninitialized_memory)
+    try:
+        trainer_mod.configure_torch(1, True)
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+        trainer_mod.configure_torch(1, False)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1], warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = before[2]

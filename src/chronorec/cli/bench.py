@@ -58,11 +58,12 @@ def bench_train(
 
     from chronorec.train import build
     from chronorec.train.config import default_threads, parse_overrides
+    from chronorec.train.trainer import configure_torch
 
     cfg = build.run_config(data, model, parse_overrides(sets))
     tc = cfg.train
     threads = tc.threads or default_threads()
-    torch.set_num_threads(threads)
+    configure_torch(threads, tc.deterministic)  # as the trainer does
     torch.manual_seed(tc.seed)
     dataset = build.open_dataset(cfg.data)
     task = build.make_training_task(cfg, dataset)

@@ -90,6 +90,18 @@ class TrainState:
         return cls(**{f.name: ckpt[f.name] for f in fields(cls) if f.name in ckpt})
 
 
+def configure_torch(threads: int, deterministic: bool) -> None:
+    """Process-wide torch settings of a training process (the trainer and ``chronorec bench train``).
+
+    Deterministic mode also makes torch fill every ``torch.empty`` with NaN, a debugging aid against
+    reads of uninitialised memory; chronorec writes what it allocates before reading it, so the fill
+    is switched off: it rewrote the full-softmax loss's 9-18 MB logits buffer every step (GRU4Rec on
+    amazon-beauty, bf16 loss: 2.9% less CPU per sample, 4 of 4 alternating rounds; DIN unchanged)."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # process-wide: set both ways
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def _show_progress() -> bool:
     return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("true", "1")
 
@@ -108,8 +120,7 @@ class Trainer:
         self.config, self.run_dir, self.info, self.verbose = config, run_dir, info, verbose
         tc = config.train
         self.threads = tc.threads or default_threads(info.local_world_size)
-        torch.set_num_threads(self.threads)
-        torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)  # process-wide: set both ways
+        configure_torch(self.threads, tc.deterministic)
         seed_everything(tc.seed)
         self.dataset = build.open_dataset(config.data)
         self.task = build.make_training_task(config, self.dataset)
