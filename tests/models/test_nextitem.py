@@ -157,6 +157,18 @@ def test_target_time_changes_scores_only_through_elapsed_time() -> None:
         torch.testing.assert_close(plain(b).logits, plain(later).logits)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_constant_rhythm_control_ignores_the_gaps(name: str) -> None:
+    """rhythm_control=constant: the same fusion and parameters, and outputs blind to every gap."""
+    b = eval_batch()
+    other = replace(b, hist_gap=torch.where(b.hist_gap >= 0, b.hist_gap * 37 + 11 * 86_400, b.hist_gap))
+    real, control = model(name, rhythm="mf"), model(name, rhythm="mf", rhythm_control="constant")
+    assert [n for n, _ in real.named_parameters()] == [n for n, _ in control.named_parameters()]
+    with torch.no_grad():
+        assert not torch.allclose(real(b).logits, real(other).logits)
+        torch.testing.assert_close(control(b).logits, control(other).logits)
+
+
 def test_equal_freq_needs_schema_edges() -> None:
     s = schema().model_copy(update={"bin_edges": {}})
     with pytest.raises(ChronorecError, match="bin edges"):

@@ -26,6 +26,10 @@ buckets start at ``2`` — so padding never collides with a zero gap. Bucketing 
 * ``log``: ``bucket = 0`` for a gap under one second, else ``min(floor(log2(gap_s)) + 1, cap)``
   (cap 40 covers every representable gap).
 
+Control (``constant=True``, ``--set model.rhythm_control=constant``): every real behavior gets bucket
+0 whatever its gap. The fusion keeps all its parameters and sees no rhythm, which separates what the
+gaps tell a model from what the fusion's extra position parameters do (INTERPOS has no such control).
+
 Deviations: the paper normalises gaps "per dataset" without saying how; chronorec follows the
 released scale-and-clip rule by default and offers the two data-driven rules as options. The
 batch marks the first behavior's gap as ``-1``; like the paper it is treated as gap 0.
@@ -69,9 +73,11 @@ class RhythmEmbedding(nn.Module):
         cap: int = 640,
         edges: Sequence[float] | None = None,
         log_cap: int = 40,
+        constant: bool = False,
     ) -> None:
         super().__init__()
         self.rule = rule
+        self.constant = constant
         if rule == "scaled_days":
             if scale <= 0 or cap < 0:
                 raise ChronorecError(f"rhythm scale must be > 0 and cap >= 0, got {scale}, {cap}")
@@ -99,6 +105,8 @@ class RhythmEmbedding(nn.Module):
 
     def bucket(self, gap: Tensor) -> Tensor:
         """Bucket index (0-based, before the reserved offset) of non-negative gaps in seconds."""
+        if self.constant:  # the control: no gap information at all
+            return torch.zeros_like(gap, dtype=torch.long)
         g = gap.to(torch.float64).clamp_min(0.0)
         if self.rule == "scaled_days":
             b = torch.floor(g / self.width)

@@ -51,6 +51,9 @@ class SeqRecConfig(BaseModel):
     rhythm_bucket: BucketRule = "scaled_days"
     rhythm_scale: float = Field(0.2, gt=0.0, description="scaled_days: buckets per day")
     rhythm_cap: int = Field(640, ge=0, description="scaled_days: largest bucket (641 buckets)")
+    rhythm_control: Literal["none", "constant"] = Field(
+        "none", description="constant: every gap in one bucket, a control that keeps the fusion's parameters "
+        "and removes the gaps' information")
     target_time: bool = False
 
 
@@ -177,6 +180,7 @@ class SequenceRecommender(NextItemModel):
         self.rhythm_ids = RhythmEmbedding(
             cfg.rhythm_bucket, scale=cfg.rhythm_scale, cap=cfg.rhythm_cap,
             edges=schema.bin_edges.get("gap") if cfg.rhythm_bucket == "equal_freq" else None,
+            constant=cfg.rhythm_control == "constant",
         )
         self.positions = (
             PositionRhythmFusion(cfg.rhythm, cfg.dim, cfg.max_len, self.rhythm_ids.n_ids)
