@@ -77,12 +77,16 @@ def test_reproduce_rejects_wrong_task(tiny_nextitem_dataset: Path, tmp_path: Pat
     assert "needs a ctr dataset" in capsys.readouterr().err
 
 
-def test_parallel_jobs_give_the_same_tables(tiny_ctr_dataset: Path, tmp_path: Path) -> None:
+def test_parallel_jobs_give_the_same_tables(tiny_ctr_dataset: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     """--jobs 2 trains the runs in two worker processes; every metric equals the one-process result."""
     common = ["reproduce", "tin", "--data", str(tiny_ctr_dataset), "--models", "avgpool_concat,tin", *SMALL,
               "--out", str(tmp_path)]
     main([*common, "--name", "serial"])
+    capsys.readouterr()
     main([*common, "--name", "parallel", "--jobs", "2"])
+    done = [line for line in capsys.readouterr().out.splitlines() if "] finished " in line]
+    assert len(done) == 4 and all(" test gauc 0." in line and "best epoch" in line for line in done), done
     serial = json.loads((tmp_path / "serial" / "results.json").read_text())["rows"]
     parallel = json.loads((tmp_path / "parallel" / "results.json").read_text())["rows"]
     assert parallel == serial

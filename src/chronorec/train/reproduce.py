@@ -187,6 +187,15 @@ def parallel_order(todo: list[tuple[Any, Path, str]]) -> list[tuple[Any, Path, s
     return sorted(todo, key=lambda item: not checkpoint_path(item[1], "last").is_file())  # stable
 
 
+def _summary(metrics: dict[str, Any]) -> str:
+    """One line of a finished run's metrics.json: the selection metric on test and valid, best epoch."""
+    key = metrics.get("select_metric", "")
+    test, valid = (f"{v:.4f}" if isinstance(v, float) else "-" for v in
+                   (metrics.get("test", {}).get(key), metrics.get("valid", {}).get(key)))
+    return (f"test {key} {test} (valid {valid}, best epoch {metrics.get('best_epoch')} of "
+            f"{metrics.get('epochs')}, {metrics.get('train_seconds', 0) / 60:.1f} min training)")
+
+
 def run_parallel(todo: list[tuple[Any, Path, str]], jobs: int, echo: Callable[[str], None] = print) -> None:
     """Train ``(config, run_dir, label)`` items ``jobs`` at a time in fresh processes; the first
     failure cancels what has not started and is raised once the running ones end."""
@@ -197,8 +206,7 @@ def run_parallel(todo: list[tuple[Any, Path, str]], jobs: int, echo: Callable[[s
         futures = {pool.submit(run_one, config, run_dir, False): label for config, run_dir, label in todo}
         try:
             for n, future in enumerate(as_completed(futures), 1):
-                future.result()
-                echo(f"[{n}/{len(todo)}] finished {futures[future]}")
+                echo(f"[{n}/{len(todo)}] finished {futures[future]}: {_summary(future.result())}")
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
