@@ -169,6 +169,12 @@ def test_constant_rhythm_control_ignores_the_gaps(name: str) -> None:
         torch.testing.assert_close(control(b).logits, control(other).logits)
 
 
+def test_constant_rhythm_control_without_a_time_term_is_an_error() -> None:
+    with pytest.raises(ChronorecError, match="rhythm_control"):
+        build_config("sasrec", {"rhythm_control": "constant"})
+    assert build_config("sasrec", {"rhythm_control": "constant", "target_time": True}).rhythm == "none"
+
+
 def test_equal_freq_needs_schema_edges() -> None:
     s = schema().model_copy(update={"bin_edges": {}})
     with pytest.raises(ChronorecError, match="bin edges"):

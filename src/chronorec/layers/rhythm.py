@@ -26,9 +26,10 @@ buckets start at ``2`` — so padding never collides with a zero gap. Bucketing 
 * ``log``: ``bucket = 0`` for a gap under one second, else ``min(floor(log2(gap_s)) + 1, cap)``
   (cap 40 covers every representable gap).
 
-Control (``constant=True``, ``--set model.rhythm_control=constant``): every real behavior gets bucket
-0 whatever its gap. The fusion keeps all its parameters and sees no rhythm, which separates what the
-gaps tell a model from what the fusion's extra position parameters do (INTERPOS has no such control).
+Control (``constant=True``, ``--set model.rhythm_control=constant``): every time bucketed by this
+module gets bucket 0, whatever its gap: the behaviors' rhythm and, when a model has it, the target-time
+term. The fusion keeps all its parameters and sees no rhythm, which separates what the gaps tell a
+model from what the fusion's extra position parameters do (INTERPOS has no such control).
 
 Deviations: the paper normalises gaps "per dataset" without saying how; chronorec follows the
 released scale-and-clip rule by default and offers the two data-driven rules as options. The

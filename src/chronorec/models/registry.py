@@ -75,7 +75,8 @@ def build_config(name: str, overrides: dict[str, Any] | None = None) -> BaseMode
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ChronorecError(f"model {name!r}: option {loc!r}: {first['msg']}") from None
+        where = f"option {loc!r}: " if loc else ""  # a check across options (a model validator) has no loc
+        raise ChronorecError(f"model {name!r}: {where}{first['msg'].removeprefix('Value error, ')}") from None
 
 
 def create_model(name: str, schema: DatasetSchema, overrides: dict[str, Any] | None = None) -> nn.Module:

@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
@@ -55,6 +55,13 @@ class SeqRecConfig(BaseModel):
         "none", description="constant: every gap in one bucket, a control that keeps the fusion's parameters "
         "and removes the gaps' information")
     target_time: bool = False
+
+    @model_validator(mode="after")
+    def _control_needs_a_time_term(self) -> SeqRecConfig:
+        if self.rhythm_control != "none" and self.rhythm == "none" and not self.target_time:
+            raise ValueError("rhythm_control=constant blinds the rhythm, but this model has none: "
+                             "set rhythm=bf|mf|gf (or target_time=true)")
+        return self
 
 
 class TransformerConfig(SeqRecConfig):
