@@ -8,6 +8,8 @@ pyplot state, so plotting is safe in servers and tests).
 * :func:`pearson_bins` — Figure 6: share of target categories per Pearson bin, per model.
 * :func:`sequences` — Figure 7: ground truth vs learned correlation per behavior of sampled sequences.
 * :func:`gauc_by_length` — Table 3 as bars: GAUC per history-length bucket, per model.
+* :func:`gap_distribution` — INTERPOS's input: gaps between consecutive interactions on a log axis,
+  with the first ``scaled_days`` rhythm bucket shaded (``chronorec analyze gaps``).
 
 Each panel of a heatmap is min-max scaled to [0, 1] like the authors' released plots (Pearson r is
 unaffected by that scaling); cells without any behavior are grey.
@@ -87,6 +89,33 @@ def interval_distribution(intervals: np.ndarray, edges: Sequence[float], path: P
     ax.set_title(f"{title}: {days.size:,} intervals, {100 * zero_share:.1f}% are 0 (same timestamp)"
                  if title else f"{100 * zero_share:.1f}% of intervals are 0")
     ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def gap_distribution(gaps: np.ndarray, first_bucket_s: float, path: Path, title: str = "") -> Path:
+    """Histogram of consecutive-interaction gaps (seconds, log axis); zero gaps counted in the title.
+
+    Reference lines at a minute, an hour, a day and a week; the span of ``scaled_days``' first
+    rhythm bucket (``[0, first_bucket_s)``, every gap there gets the same id) is shaded.
+    """
+    g = np.asarray(gaps, dtype=np.float64)
+    pos = g[g > 0]
+    fig = Figure(layout="constrained", figsize=(8, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    if pos.size:
+        bins = np.logspace(np.log10(pos.min()), np.log10(pos.max() * 1.01), 70)
+        ax.hist(pos, bins=bins, color="#5c6bc0", alpha=0.85, label="gaps > 0")
+        ax.axvspan(pos.min(), first_bucket_s, color="#d84315", alpha=0.12,
+                   label=f"one scaled_days bucket (< {first_bucket_s / _DAY:g} days)")
+    ax.set_xscale("log")
+    for sec, name in ((60, "1 min"), (3_600, "1 h"), (_DAY, "1 day"), (7 * _DAY, "1 week")):
+        ax.axvline(sec, color="#424242", lw=0.8, ls=":")
+        ax.text(sec, 1.0, f" {name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+    ax.set_xlabel("gap to the previous interaction of the same user (seconds, log scale)")
+    ax.set_ylabel("number of gaps")
+    zero = 100 * float(np.mean(g <= 0)) if g.size else 0.0
+    ax.set_title(f"{title + ': ' if title else ''}{g.size:,} gaps, {zero:.1f}% are 0 (same timestamp)")
+    ax.legend(loc="best")
     return _save(fig, path)
 
 

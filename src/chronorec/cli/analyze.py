@@ -1,4 +1,5 @@
-"""`chronorec analyze ...`: the TIN paper's semantic-temporal correlation analysis (§2, §4.3)."""
+"""`chronorec analyze ...`: the TIN paper's semantic-temporal correlation analysis (§2, §4.3) and
+the gap distribution INTERPOS's rhythm buckets are cut from."""
 
 from __future__ import annotations
 
@@ -65,3 +66,19 @@ def correlation(
         sh = s["share"]
         typer.echo(f"  {name:<24} strong {100 * sh['strong']:5.1f}%  medium {100 * sh['medium']:5.1f}%  "
                    f"poor {100 * sh['poor']:5.1f}%  undefined {s['counts']['undefined']}")
+
+
+@analyze_app.command("gaps")
+def gaps(
+    data: Path = typer.Option(..., "--data", help="Prepared dataset folder (any protocol)."),
+    out: Path = typer.Option(..., "--out", help="Output folder for gaps.json, gaps.md and gaps.png."),
+    scale: float = typer.Option(0.2, "--scale", help="scaled_days: buckets per day, > 0 (model.rhythm_scale)."),
+    cap: int = typer.Option(640, "--cap", min=0, help="scaled_days: largest bucket (model.rhythm_cap)."),
+) -> None:
+    """Gaps between consecutive interactions and how each rhythm bucketing rule (model.rhythm_bucket)
+    splits them: buckets used, the largest bucket's share, entropy, sub-hour gaps lumped with days."""
+    from chronorec.analysis.gaps import markdown, run_gaps
+
+    summary = run_gaps(data, out, scale=scale, cap=cap)
+    typer.echo(markdown(summary, summary["dataset"]), nl=False)
+    typer.echo(f"written to {out}")
