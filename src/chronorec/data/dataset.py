@@ -113,12 +113,7 @@ class PreparedDataset:
         """Validate the manifest and schema, then load the event, user and item arrays."""
         root = Path(root)
         manifest = store.validate_prepared(root)
-        try:
-            schema = DatasetSchema.load(root / store.SCHEMA)
-        except Exception as err:
-            raise ChronorecError(
-                f"invalid schema.json ({type(err).__name__})", file=root / store.SCHEMA
-            ) from None
+        schema = DatasetSchema.load(root / store.SCHEMA)  # a bad file is a one-line ChronorecError
         side = schema.side_features
         ev = _read(root / "events.parquet")
         missing = [c for c in ("item", "ts", "gap", "hour", "wday", "month", *side) if c not in ev.columns]

@@ -49,7 +49,9 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from chronorec.errors import ChronorecError
 
 PAD = 0
 UNK = 1
@@ -112,4 +114,19 @@ class DatasetSchema(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> DatasetSchema:
-        return cls.model_validate(json.loads(Path(path).read_text()))
+        """Read a prepared folder's ``schema.json``; a missing, truncated or foreign file is a one-line
+        :class:`ChronorecError` naming it (never a JSON or pydantic traceback)."""
+        path = Path(path)
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ChronorecError("schema.json not found (run `chronorec prepare`)", file=path) from None
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "top level"
+            reason = f"{where}: {first['msg']}"
+        except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON (truncated)
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ChronorecError(
+            f"corrupt or foreign schema ({reason}); re-run `chronorec prepare --force`", file=path
+        )

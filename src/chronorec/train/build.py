@@ -42,7 +42,9 @@ def manifest_key(path: str | Path) -> str | None:
         return None
     try:
         manifest = json.loads(m.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON
+        return None
+    if not isinstance(manifest, dict):  # valid JSON but not a manifest (e.g. a list)
         return None
     key = manifest.get("key", manifest.get("cache_key"))
     return str(key) if key is not None else None
