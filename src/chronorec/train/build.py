@@ -135,7 +135,9 @@ def make_training_task(config: RunConfig, dataset: Any) -> Task:
 
 def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> Task:
     """``CTRTask`` or ``NextItemTask`` as the dataset's ``schema.task`` says, with the run's task options."""
-    opts = dict(options or {})
+    from chronorec.train.task_options import check_task_options
+
+    opts = check_task_options(schema.task, options)  # types, ranges, known keys: one line naming the option
     groups = list(schema.groups.names)
     try:
         if schema.task == "ctr":
