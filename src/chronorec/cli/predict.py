@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -25,8 +28,27 @@ def predict(
         raise ChronorecError(f"--checkpoint must be best or last, got {checkpoint!r}")
     if out.suffix != ".parquet":
         raise ChronorecError(f"--out must be a .parquet file, got {out}")
+    if out.is_dir():
+        raise ChronorecError("--out is a folder; give a .parquet file name", file=out)
+    try:  # before the model runs: a bad --out fails at once
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ChronorecError(f"cannot create the output folder: {err.strerror}", file=out) from None
     loaded = load_run(run, checkpoint)  # type: ignore[arg-type]
     df = loaded.predict(split, raw_ids=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.write_parquet(out)
+    _write_atomic(df, out)
     typer.echo(f"{out}: {df.height:,} rows ({', '.join(df.columns)})")
+
+
+def _write_atomic(df: Any, out: Path) -> None:
+    """Write beside ``out`` and move into place: an interrupted or failed write never leaves a
+    truncated file where an earlier good one was."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        df.write_parquet(tmp)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise ChronorecError(f"cannot write the predictions: {err.strerror or err}", file=out) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)

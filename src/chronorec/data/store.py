@@ -197,7 +197,10 @@ def atomic_dir(out: Path) -> Iterator[Path]:
         raise ChronorecError(f"cannot create the output folder's parent: {err.strerror}", file=out) from err
     cleanup_stale(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as err:
+        raise ChronorecError(f"cannot write in the output folder's parent: {err.strerror}", file=out) from None
     try:
         yield tmp
         if read_manifest(tmp) is None:

@@ -23,7 +23,9 @@ fails with a :class:`ChronorecError` when they differ beyond ``atol``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
@@ -225,7 +227,34 @@ def export_model(model: nn.Module, schema: DatasetSchema, fmt: Format, out: str 
     if fmt not in ("torchscript", "onnx"):
         raise ChronorecError(f"unknown export format {fmt!r}; choose torchscript or onnx")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise ChronorecError("output path is a folder; give a file name", file=out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ChronorecError(f"cannot create the output folder: {err.strerror}", file=out) from None
+    # written beside ``out`` and moved into place only once the parity check passed, so a failed
+    # export never replaces (or leaves a stale FILE.json next to) an earlier good one
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
+    try:
+        tmp.write_bytes(b"")  # can we write here at all? (else the exporters blame the model)
+        meta = _export_checked(model, schema, fmt, tmp, history_len, model_name, atol, batch_size)
+        meta_tmp = tmp.with_name(tmp.name + ".json")
+        meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(tmp, out)
+        os.replace(meta_tmp, f"{out}.json")
+    except OSError as err:
+        raise ChronorecError(f"cannot write the export here: {err.strerror or err}", file=out) from None
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
+    return meta
+
+
+def _export_checked(model: nn.Module, schema: DatasetSchema, fmt: Format, out: Path, history_len: int,
+                    model_name: str, atol: float, batch_size: int | None) -> dict[str, Any]:
+    """Export to ``out`` and run the parity check; returns the metadata (written by the caller)."""
     wrapper = ScoringModule(model, schema.side_features).eval()
     names = input_names(schema.side_features)
     traced_rows = batch_size or 4
@@ -267,5 +296,4 @@ def export_model(model: nn.Module, schema: DatasetSchema, fmt: Format, out: str 
             f"model {model_name!r}: exported {fmt} differs from the eager model by {max(diffs):.3g} > {atol:g} "
             "(the model likely branches on tensor values, which tracing freezes)"
         )
-    Path(f"{out}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
