@@ -32,7 +32,10 @@ def _pairs(text: str | None, what: str) -> dict[str, str] | None:
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise ChronorecError(f"{what} expects role=column pairs separated by commas, got '{part}'")
-        out[key.strip()] = value.strip()
+        key = key.strip()
+        if key in out:  # a dict would silently keep the last one
+            raise ChronorecError(f"{what} names '{key}' twice ({key}={out[key]} and {key}={value.strip()})")
+        out[key] = value.strip()
     return out
 
 

@@ -105,4 +105,12 @@ def resolve(
             )
     for role, col in mapped.items():
         out.setdefault(role, col)
+    core = [r for r in ("user", "item", "time") if r in out]
+    for i, a in enumerate(core):  # user and item ids (or a time) read from one column is never meant
+        for b in core[i + 1:]:
+            if out[a] == out[b]:
+                raise ChronorecError(
+                    f"roles {a} and {b} both read column '{out[a]}'; map each to its own column",
+                    file=file, column=out[a],
+                )
     return out

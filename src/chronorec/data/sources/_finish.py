@@ -5,8 +5,9 @@ any of ``category``, ``brand``, ``rating``, ``session``, extras, ``label``) plus
 into the files list) and ``_row`` (1-based data row in that file), and a ``columns`` dict naming
 each role's source column for messages. :func:`finish` then
 
-- strips ids and side values (empty -> null); a null user or item id is an error naming the first
-  row and the count (``options={"drop_invalid": True}`` drops such rows with a warning instead);
+- strips ids and side values (empty -> null); a null user or item id (or ``NaN`` in a numeric id
+  column) is an error naming the first row and the count (``options={"drop_invalid": True}``
+  drops such rows with a warning instead);
 - converts ``ts`` (see :mod:`._time`): invalid values, missing / NaN values (count + first row),
   negative times and times later than now + 1 day are errors;
 - casts ``rating`` to Float64 and ``label`` to Int8 0/1, naming the first bad row;
@@ -85,16 +86,28 @@ class _Locator:
         return ChronorecError(text, file=file, column=self.raw.columns.get(role, role), row=row)
 
 
+def _nan_ids(ids: pl.Series) -> pl.Series:
+    """Where a numeric id column holds NaN written as text (``nan``, ``NaN``: a float column saved
+    as text), a missing id rather than an id named "nan". Text ids are left alone."""
+    nan = (ids.str.to_lowercase() == "nan").fill_null(False)
+    if not nan.any():
+        return nan
+    numeric = ids.cast(pl.Float64, strict=False).is_not_null() | ids.is_null()
+    return nan if bool(numeric.all()) else nan & False
+
+
 def _check_ids(raw: Raw, drop: bool) -> Raw:
     df = raw.frame.with_columns(clean_text(pl.col("user")), clean_text(pl.col("item")))
     raw = Raw(df, raw.files, raw.columns)
     for role in ("user", "item"):
-        mask = raw.frame[role].is_null()
-        if mask.any():
-            if not drop:
-                raise _Locator(raw).error(mask, role, f"empty {role} id ({{n}} row{{s}} in this file)")
-            warn(f"dropped {int(mask.sum())} rows with an empty {role} id")
-            raw = Raw(raw.frame.filter(~mask), raw.files, raw.columns)
+        checks = ((raw.frame[role].is_null(), "empty", ""),
+                  (_nan_ids(raw.frame[role]), "NaN", " in a numeric id column"))
+        for mask, what, where in checks:
+            if mask.any():
+                if not drop:
+                    raise _Locator(raw).error(mask, role, f"{what} {role} id{where} ({{n}} row{{s}} in this file)")
+                warn(f"dropped {int(mask.sum())} rows with an {what} {role} id")
+                raw = Raw(raw.frame.filter(~mask), raw.files, raw.columns)
     return raw
 
 
