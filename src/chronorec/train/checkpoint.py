@@ -85,10 +85,23 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint on CPU with ``weights_only=True``; a missing or foreign file is a user error."""
     if not path.is_file():
         raise ChronorecError("checkpoint not found", file=path)
+    if path.stat().st_size == 0:
+        raise ChronorecError("cannot load checkpoint: empty file (0 bytes)", file=path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: torch raises many types
-        raise ChronorecError(f"cannot load checkpoint: {err}", file=path) from None
+        raise ChronorecError(f"cannot load checkpoint: {_load_reason(err)}", file=path) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ChronorecError(f"not a chronorec checkpoint (format {FORMAT})", file=path)
     return state
+
+
+def _load_reason(err: Exception) -> str:
+    """torch's reason in a few words: its messages run to a paragraph, and the weights-only one
+    advises ``weights_only=False`` (running the file's pickled code), which is not the fix here."""
+    text = " ".join(str(err).split())
+    if text.startswith("Weights only load failed"):
+        return "not a chronorec checkpoint (the file holds pickled objects or is not a torch file)"
+    first = text.split(". ")[0].rstrip(".")
+    first = first if len(first) <= 160 else first[:157] + "..."
+    return f"truncated or corrupt file ({first or type(err).__name__})"
