@@ -26,6 +26,7 @@ from chronorec.analysis import agreement, plots
 from chronorec.analysis.report_render import Figure, Section, Table, render_html, render_markdown
 from chronorec.analysis.runs import RunGroup, find_runs, fmt_mean_std, group_runs
 from chronorec.data.schema import DatasetSchema
+from chronorec.errors import ChronorecError, warn
 
 _FIRST_METRICS = ("gauc", "auc", "logloss")
 _ANALYSIS_FIGURES = (
@@ -117,6 +118,26 @@ def _data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
+def _log_records(log: Path) -> list[dict]:
+    """The records of a ``metrics.jsonl``. A run killed while appending leaves its last line cut
+    short: skipped with a warning. Any other unreadable line is an error naming the file and line."""
+    lines = log.read_text(errors="replace").splitlines()
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
+                warn(f"{log}: last line (line {i}) is cut short, as a killed run leaves it; skipped")
+                continue
+            raise ChronorecError("not valid JSON (metrics log line)", file=log, row=i) from None
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 def _curves_figure(groups: list[RunGroup], work: Path) -> Path | None:
     """Validation selection metric over epochs per group (mean over seeds), from metrics.jsonl."""
     series: dict[str, dict[int, list[float]]] = {}
@@ -127,8 +148,7 @@ def _curves_figure(groups: list[RunGroup], work: Path) -> Path | None:
             if not log.is_file():
                 continue
             metric = r.metrics.get("select_metric", metric)
-            for line in log.read_text().splitlines():
-                rec = json.loads(line) if line.strip() else {}
+            for rec in _log_records(log):
                 val = (rec.get("metrics") or {}).get(metric)
                 if rec.get("split") == "valid" and isinstance(val, int | float):
                     series.setdefault(g.label, {}).setdefault(int(rec.get("epoch", 0)), []).append(float(val))

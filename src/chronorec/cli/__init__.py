@@ -107,11 +107,35 @@ def _load_commands() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
+def _one_line_warnings() -> None:
+    """Print a :class:`ChronorecWarning` as one ``warning: ...`` line on stderr, like errors, instead
+    of Python's two-line ``file.py:214: ChronorecWarning: ...`` plus the source line; other warnings
+    keep Python's format."""
+    import warnings
+
+    from chronorec.errors import ChronorecWarning
+
+    original = warnings.showwarning
+    if getattr(original, "chronorec_one_line", False):  # main() called again in this process
+        return
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: object = None, line: str | None = None) -> None:
+        if issubclass(category, ChronorecWarning):
+            typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+
+    show.chronorec_one_line = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point (`chronorec ...` and `python -m chronorec ...`)."""
     with quick_imports():
         _load_commands()
     _openmp_wait_policy()  # before any command imports torch
+    _one_line_warnings()
     try:
         app(args=argv, standalone_mode=False)
     except ChronorecError as err:
