@@ -42,3 +42,44 @@ def test_pickled_object_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "best.pt"
     torch.save({"format": 1, "model": Opaque()}, path)  # needs unpickling a class
     assert "not a chronorec checkpoint" in _error(path)
+
+
+def test_weights_of_another_model_are_one_error(tmp_path: Path) -> None:
+    from torch import nn
+
+    from chronorec.train.checkpoint import load_weights
+
+    path = tmp_path / "best.pt"
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    other = {"model": {"0.weight": torch.zeros(3, 5), "0.bias": torch.zeros(3), "gru.weight": torch.zeros(1)}}
+    with pytest.raises(ChronorecError) as info:
+        load_weights(model, other, path, "model 'x'")
+    text = str(info.value)
+    assert text.startswith(f"{path}: checkpoint does not fit model 'x': 2 weight(s) missing (1.weight, 1.bias)")
+    assert "1 unexpected (gru.weight)" in text and "0.weight [3, 5] vs [3, 4]" in text and "\n" not in text
+    with pytest.raises(ChronorecError, match="holds no model weights"):
+        load_weights(model, {"step": 1}, path, "model 'x'")
+
+
+def test_resume_after_the_config_changed_is_one_error(tiny_nextitem_dataset: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from chronorec.cli import main
+
+    main(["train", "--data", str(tiny_nextitem_dataset), "--model", "sasrec", "--set", "model.dim=8",
+          "--set", "train.threads=1", "--epochs", "1", "--quiet", "--out", str(tmp_path)])
+    (run,) = [p for p in tmp_path.glob("*/*") if p.is_dir()]
+    (run / "metrics.json").unlink()  # as if killed before the end
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model_options"]["dim"] = 16
+    (run / "config.json").write_text(json.dumps(cfg))
+    log = (run / "metrics.jsonl").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(run), "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {run / 'checkpoints' / 'last.pt'}: checkpoint does not fit model 'sasrec'")
+    assert "\n" not in err and "of another shape" in err
+    assert (run / "metrics.jsonl").read_bytes() == log and (run / "checkpoints" / "last.pt").is_file()

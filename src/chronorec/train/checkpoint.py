@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from chronorec.errors import ChronorecError
 
@@ -105,3 +106,36 @@ def _load_reason(err: Exception) -> str:
     first = text.split(". ")[0].rstrip(".")
     first = first if len(first) <= 160 else first[:157] + "..."
     return f"truncated or corrupt file ({first or type(err).__name__})"
+
+
+def load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, what: str) -> None:
+    """``model.load_state_dict(ckpt["model"])``; weights of another model or other options are one
+    error naming the file and the first mismatches (torch's message runs over many lines)."""
+    state = ckpt.get("model")
+    if not isinstance(state, dict):
+        raise ChronorecError("checkpoint holds no model weights", file=path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise ChronorecError(f"checkpoint does not fit {what}: {_mismatch(model, state)} "
+                             "(trained with another model or options?)", file=path) from None
+
+
+def _mismatch(model: nn.Module, state: dict[str, Any]) -> str:
+    want = model.state_dict()
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+    parts = []
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    shapes = [f"{k} {list(getattr(state[k], 'shape', []))} vs {list(want[k].shape)}"
+              for k in want if k in state and getattr(state[k], "shape", None) != want[k].shape]
+    if missing:
+        parts.append(f"{len(missing)} weight(s) missing ({some(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({some(unexpected)})")
+    if shapes:
+        parts.append(f"{len(shapes)} of another shape, checkpoint vs model ({some(shapes)})")
+    return "; ".join(parts) or "the weights do not load"

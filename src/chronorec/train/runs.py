@@ -36,7 +36,7 @@ from chronorec import __version__
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError, warn
 from chronorec.train import build
-from chronorec.train.checkpoint import load_checkpoint
+from chronorec.train.checkpoint import load_checkpoint, load_weights
 from chronorec.train.config import RunConfig
 from chronorec.train.task import Task
 
@@ -227,11 +227,7 @@ def load_run(run_dir: str | Path, checkpoint: Literal["best", "last"] = "best") 
     dataset = build.open_dataset(cfg.data)
     schema: DatasetSchema = dataset.schema
     model = build.make_run_model(cfg, schema)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ChronorecError(f"checkpoint does not fit model {cfg.model!r}: {first}", file=path) from None
+    load_weights(model, state, path, f"model {cfg.model!r}")
     model.eval()
     meta = {k: v for k, v in state.items() if k not in ("model", "optimizer", "rng")}
     return LoadedRun(run_dir, cfg, dataset, schema, build.make_task(schema, cfg.task_options), model, meta)

@@ -38,6 +38,7 @@ from chronorec.train import build
 from chronorec.train.checkpoint import (
     capture_rng,
     load_checkpoint,
+    load_weights,
     restore_rng,
     save_checkpoint,
     seed_everything,
@@ -129,7 +130,8 @@ class Trainer:
         if isinstance(self.raw_model, PluginModel):  # PIN stage two
             lt = config.longtail
             if lt.init_from and not (resume and last.is_file()):
-                self.raw_model.base.load_state_dict(load_checkpoint(Path(lt.init_from))["model"])
+                load_weights(self.raw_model.base, load_checkpoint(Path(lt.init_from)), Path(lt.init_from),
+                             f"the backbone model {config.model!r}")
                 self.raw_model.reset_plugins()
             self.raw_model.configure_stage_two(lt.finetune_backbone, lt.backbone_lr_scale)
         self.optimizer = build.make_optimizer(self.raw_model, tc)
@@ -162,7 +164,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        self.raw_model.load_state_dict(ckpt["model"])
+        load_weights(self.raw_model, ckpt, checkpoint_path(self.run_dir, "last"), f"model {self.config.model!r}")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.state = TrainState.from_checkpoint(ckpt)
         rngs = ckpt.get("rng") or []
@@ -335,7 +337,7 @@ class Trainer:
         if self.info.is_main:
             best = checkpoint_path(self.run_dir, "best")
             if best.is_file():
-                self.raw_model.load_state_dict(load_checkpoint(best)["model"])
+                load_weights(self.raw_model, load_checkpoint(best), best, f"model {self.config.model!r}")
             t0 = perf_counter()
             test = self.task.evaluate(self.raw_model, self._eval_batches("test"))
             self.log.append({"epoch": st.best_epoch, "step": st.best_step, "split": "test", "metrics": test,
