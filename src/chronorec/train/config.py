@@ -71,7 +71,10 @@ class RunConfig(BaseModel):
     longtail: LongtailConfig = Field(default_factory=LongtailConfig)  # PIN and the long-tail baselines
 
     def save(self, path: Path) -> None:
-        path.write_text(self.model_dump_json(indent=2))
+        """Write atomically (temp file + ``os.replace``): a kill mid-write never leaves half a config."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:

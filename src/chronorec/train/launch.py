@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from chronorec.errors import ChronorecError
+from chronorec.train.build import manifest_key
 from chronorec.train.config import RunConfig
 from chronorec.train.ddp import broadcast, init_distributed, shutdown
 from chronorec.train.runs import CONFIG, METRICS, new_run_dir
@@ -71,4 +72,11 @@ def resume(run_dir: Path, *, command: list[str] | None = None, verbose: bool = T
         if verbose:
             tqdm.write(f"run {run_dir} already finished (metrics.json exists)")
         return run_dir
+    key = manifest_key(config.data)
+    if config.cache_key and key and key != config.cache_key:  # re-prepared with other inputs or options
+        raise ChronorecError(
+            f"prepared data {config.data} changed since this run started (cache key {key[:12]}..., run "
+            f"started on {config.cache_key[:12]}...); resuming would train on other data: start a new run",
+            file=source,
+        )
     return _launch(config, run_dir, run_dir.parent, True, command, verbose)

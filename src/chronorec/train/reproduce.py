@@ -132,7 +132,10 @@ def select(plan: list[Spec], models: list[str] | None) -> list[Spec]:
 def run_one(config: Any, run_dir: Path, verbose: bool) -> dict[str, Any]:
     """Train (or resume, or skip) one run folder; returns its metrics.json."""
     if (run_dir / CONFIG).is_file():
-        saved = json.loads((run_dir / CONFIG).read_text())
+        try:
+            saved = json.loads((run_dir / CONFIG).read_text())
+        except (OSError, ValueError) as err:  # cut short by a kill while it was written
+            raise ChronorecError(f"cannot read run config: {err}; remove that run folder", file=run_dir / CONFIG) from None
         if saved != config.model_dump(mode="json"):
             raise ChronorecError(f"{run_dir} was started with a different configuration; use another --name "
                                  "or remove that folder")
