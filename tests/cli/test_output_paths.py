@@ -83,3 +83,15 @@ def test_prepare_into_unwritable_parent(tmp_path: Path, capsys: pytest.CaptureFi
     err = _error(["prepare", "--source", "csv", "--path", str(csv), "--protocol", "next-item-last-out",
                   "--out", str(UNWRITABLE)], capsys)
     assert str(UNWRITABLE) in err
+
+
+def test_report_to_unwritable_paths_and_missing_analysis(run: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    bad = tmp_path / "file" / "r.html"
+    assert str(bad) in _error(["report", str(run), "--out", str(bad)], capsys)
+    assert "is a folder" in _error(["report", str(run), "--out", str(tmp_path)], capsys)
+    missing = tmp_path / "no-analysis"
+    assert str(missing) in _error(["report", str(run), "--analysis", str(missing), "--out",
+                                   str(tmp_path / "r.html")], capsys)
+    assert not (tmp_path / "r.html").exists()

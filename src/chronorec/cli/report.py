@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from chronorec.cli import app
+from chronorec.errors import ChronorecError
 
 
 @app.command("report")
@@ -20,5 +22,21 @@ def report(
     as one offline HTML file with embedded images and a Markdown version next to it."""
     from chronorec.analysis.report import build_report
 
+    if analysis is not None and not analysis.is_dir():
+        raise ChronorecError("--analysis folder not found (write it with `chronorec analyze correlation`)",
+                             file=analysis)
+    _check_writable(out)  # before reading any run: a bad --out fails at once, as one line
     html, md = build_report(list(runs), out, analysis, title)
     typer.echo(f"wrote {html} and {md}")
+
+
+def _check_writable(out: Path) -> None:
+    if out.is_dir():
+        raise ChronorecError("--out is a folder; give an .html file name", file=out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.{os.getpid()}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ChronorecError(f"cannot write the report here: {err.strerror or err}", file=out) from None
