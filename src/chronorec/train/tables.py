@@ -40,10 +40,12 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def fmt_ms(values: Sequence[float], digits: int = 4) -> str:
-    """``0.8629 ± 9.0e-04`` (or ``–`` without values)."""
+    """``0.8629 ± 9.0e-04``; the mean alone for one value (its std is undefined, not 0); ``–`` for none."""
     m, s = mean_std(values)
     if math.isnan(m):
         return "–"
+    if sum(1 for x in values if x is not None and not math.isnan(x)) == 1:
+        return f"{m:.{digits}f}"
     return f"{m:.{digits}f} ± {s:.1e}"
 
 
