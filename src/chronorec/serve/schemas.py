@@ -82,12 +82,16 @@ def build_request_models(side_features: Sequence[str], limits: Limits) -> Reques
         candidates=(list[candidate], Field(..., min_length=1, max_length=limits.max_candidates)),  # type: ignore[valid-type]
         **common,
     )
+    # a next-item model reads nothing but the history: with none, every item scores the same and the
+    # "top k" would be the first k vocabulary ids, so an empty (or absent) history is a 422
+    rec_history = (list[event], Field(..., min_length=1, max_length=limits.max_history,  # type: ignore[valid-type]
+                                      description="the user's behaviors, oldest first (at least one)"))
     recommend = create_model(  # type: ignore[call-overload]
         "RecommendRequest", __base__=_Strict,
         k=(Annotated[StrictInt, Field(ge=1, le=limits.max_k)], 10),
         exclude=(list[RawId], Field(default_factory=list, max_length=limits.max_exclude)),
         exclude_history=(bool, Field(default=True, strict=True)),
-        **common,
+        **{**common, "history": rec_history},
     )
     return RequestModels(event, candidate, score, recommend)
 
