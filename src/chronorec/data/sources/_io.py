@@ -244,7 +244,33 @@ class Delimited:
             found = self.diagnose(until_row=int(df["_row"][int(bad)]))
             if found is not None:
                 raise found
+        if "ts" in columns and not self._ends_with_newline():
+            self._check_cut_time(df, columns["ts"])
         return df.drop("_last")
+
+    def _ends_with_newline(self) -> bool:
+        if isinstance(self.src, bytes):
+            return self.src.endswith((b"\n", b"\r"))
+        with open(self.src, "rb") as fh:
+            fh.seek(-1, 2)
+            return fh.read(1) in (b"\n", b"\r")
+
+    def _check_cut_time(self, df: pl.DataFrame, column: str) -> None:
+        """A file cut short mid-line (a truncated copy or download) whose last field is the time
+        still parses: ``77<TAB>238<TAB>5<TAB>884`` reads as 884 s after 1970. When the file ends without
+        a newline and the last row's integer time has fewer digits than every other row's, refuse."""
+        ts = df["ts"].str.strip_chars()
+        last = ts[-1]
+        if df.height < 2 or last is None or not last.isdigit():
+            return
+        others = ts.head(df.height - 1)
+        digits = others.filter(others.str.contains(r"^\d+$")).str.len_chars()
+        if digits.len() and len(last) < int(digits.min()):  # type: ignore[arg-type]
+            raise ChronorecError(
+                f"time '{last}' has fewer digits than any other row's and the file ends mid-line: "
+                "it looks truncated (re-copy the file, or add the missing end of its last line)",
+                file=self.path, column=column, row=int(df["_row"][-1]),
+            )
 
     def diagnose(self, until_row: int | None = None) -> ChronorecError | None:
         return diagnose_delimited(
