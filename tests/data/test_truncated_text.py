@@ -1,6 +1,7 @@
 """A delimited file cut short in its last field, the time (a truncated copy: ``...,4643,3.0,997``),
 parsed silently as a 1970 timestamp. It is now one error naming the file, column and row; a file
-that merely lacks the final newline is still read."""
+that merely lacks the final newline is still read. A binary file given as CSV is named as such
+(its "header" was a line of noise and the error listed garbage as column names)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,14 @@ def test_atomic_inter_cut_short(tmp_path: Path) -> None:
     with pytest.raises(ChronorecError, match="looks truncated") as info:
         load_source("atomic", tmp_path)
     assert info.value.row == 15
+
+
+@pytest.mark.parametrize("kind", ["binary", "utf-16"])
+def test_binary_or_utf16_file_is_named(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(bytes(range(256)) * 20 if kind == "binary" else TEXT.encode("utf-16"))
+    with pytest.raises(ChronorecError, match="not delimited text: the file holds NUL bytes") as info:
+        load_source("csv", path, mapping=MAP)
+    assert info.value.file == str(path) and info.value.column is None
+    if kind == "utf-16":
+        assert load_source("csv", path, mapping=MAP, options={"encoding": "utf-16"}).events.height == 18

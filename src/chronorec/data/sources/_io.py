@@ -310,6 +310,12 @@ def open_delimited(
     else:
         head = head_bytes(path)
         complete = len(head) < 1 << 16
+    if b"\x00" in head[:4096]:  # else the "header" is a line of binary noise and the errors talk about columns
+        raise ChronorecError(
+            "not delimited text: the file holds NUL bytes (binary, another format, or UTF-16 text: "
+            "re-save it as UTF-8 or pass options={'encoding': 'utf-16'})",
+            file=path,
+        )
     lines = first_lines(head, complete=complete)
     if not lines:
         raise ChronorecError("empty file (no content)", file=path)
