@@ -63,6 +63,6 @@ def test_cli_analyze_and_report_on_a_trained_tin(prepared: Path, tmp_path: Path,
     main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "site" / "report.html"),
           "--analysis", str(out)])
     html = (tmp_path / "site" / "report.html").read_text()
-    # five analysis figures; no validation-curve figure from a single evaluation
-    assert html.count("data:image/png;base64,") == 5 and "e2e-tin" in html
+    # the gap distribution and five analysis figures; no validation-curve figure from a single evaluation
+    assert html.count("data:image/png;base64,") == 6 and "e2e-tin" in html
     assert (tmp_path / "site" / "report.md").is_file()

@@ -42,7 +42,7 @@ def test_html_has_metric_table_with_mean_and_std(report: tuple[Path, Path, Path]
 def test_html_is_self_contained_and_escaped(report: tuple[Path, Path, Path]) -> None:
     html = report[0].read_text()
     imgs = re.findall(r'<img src="([^"]+)"', html)
-    assert len(imgs) == 6  # training curves + 5 analysis figures
+    assert len(imgs) == 7  # training curves + the gap distribution + 5 analysis figures
     assert all(src.startswith("data:image/png;base64,iVBORw0KGgo") for src in imgs)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "url(" not in html and "<link" not in html and "<script" not in html
@@ -56,11 +56,14 @@ def test_markdown_twin_links_existing_pngs(report: tuple[Path, Path, Path]) -> N
     text = md.read_text()
     assert md == html.with_suffix(".md")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) == 6
+    assert len(links) == 7  # curves, the dataset's gap distribution, five analysis figures
     for link in links:
         assert (md.parent / link).read_bytes()[:4] == b"\x89PNG"
     assert "| tin | tin | 3 (0, 1, 2) | 0.7200 ± 0.0200 |" in text
     assert "| oracle | oracle | 6 | 100.0% | 0.0% | 0.0% | 0 | 0.99" in text
+    # the Data section: how the rhythm bucketing rules split the dataset's gaps (`analyze gaps`)
+    assert "### Gaps between consecutive interactions: synthetic-planted" in text
+    assert re.search(r"\| scaled_days \| \d+ / 641 \|", text) and "| log |" in text
 
 
 def test_analysis_section_averages_the_seeds_of_a_setting(tmp_path: Path) -> None:

@@ -100,27 +100,39 @@ def dataset_gaps(dataset: PreparedDataset) -> np.ndarray:
     return np.ascontiguousarray(g[g >= 0])
 
 
-def markdown(summary: Mapping[str, Any], title: str) -> str:
-    """The summary as two Markdown tables."""
+RULE_HEADER = ["rule", "buckets used / available", "largest bucket: share (gap range)",
+               "entropy bits (effective buckets)", "sub-hour gaps sharing a bucket with gaps >= 1 day"]
+
+
+def share_line(summary: Mapping[str, Any]) -> str:
+    """One sentence: gap count, quantiles and the shares under a minute / hour / day / week."""
     s, q = summary["share"], summary["quantiles_s"]
-    lines = [f"# Gaps between consecutive interactions: {title}", "",
-             f"{summary['n_gaps']:,} gaps; " + ", ".join(f"p{round(100 * float(k))} {human(v)}" for k, v in q.items()),
-             "", "| zero | < 1 min | < 1 h | < 1 day | < 1 week |", "|---|---|---|---|---|",
-             "| " + " | ".join(f"{100 * s[k]:.1f}%" for k in ("zero", "under_1min", "under_1h", "under_1d", "under_1w"))
-             + " |", "",
-             "| rule | buckets used / available | largest bucket: share (gap range) | entropy bits "
-             "(effective buckets) | sub-hour gaps sharing a bucket with gaps >= 1 day |",
-             "|---|---|---|---|---|"]
+    return (f"{summary['n_gaps']:,} gaps; " + ", ".join(f"p{round(100 * float(k))} {human(v)}" for k, v in q.items())
+            + "; " + ", ".join(f"{100 * s[k]:.1f}% {label}" for k, label in (
+                ("zero", "zero"), ("under_1min", "< 1 min"), ("under_1h", "< 1 h"), ("under_1d", "< 1 day"),
+                ("under_1w", "< 1 week"))))
+
+
+def rule_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """One row per bucketing rule, in :data:`RULE_HEADER`'s columns."""
+    rows = []
     for name, r in summary["rules"].items():
         lo, hi = r["top_range_s"]
-        lines.append(f"| {name} | {r['used']} / {r['buckets']} | {100 * r['top_share']:.1f}% ({human(lo)} – "
-                     f"{human(hi)}) | {r['entropy_bits']:.2f} ({r['effective_buckets']:.1f}) | "
-                     f"{100 * r['sub_hour_mixed_with_days']:.1f}% |")
+        rows.append([name, f"{r['used']} / {r['buckets']}", f"{100 * r['top_share']:.1f}% ({human(lo)} – {human(hi)})",
+                     f"{r['entropy_bits']:.2f} ({r['effective_buckets']:.1f})", f"{100 * r['sub_hour_mixed_with_days']:.1f}%"])
+    return rows
+
+
+def markdown(summary: Mapping[str, Any], title: str) -> str:
+    """The summary as a sentence and a Markdown table."""
+    lines = [f"# Gaps between consecutive interactions: {title}", "", share_line(summary), "",
+             "| " + " | ".join(RULE_HEADER) + " |", "|" + "---|" * len(RULE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rule_rows(summary)]
     return "\n".join(lines) + "\n"
 
 
-def run_gaps(data: Path, out: Path, scale: float = 0.2, cap: int = 640) -> dict[str, Any]:
-    """Write ``gaps.json``, ``gaps.md`` and ``gaps.png`` for the prepared dataset ``data`` into ``out``."""
+def run_gaps(data: Path, out: Path, scale: float = 0.2, cap: int = 640, stem: str = "gaps") -> dict[str, Any]:
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` for the prepared dataset ``data`` into ``out``."""
     from chronorec.analysis.plots import gap_distribution
 
     dataset = PreparedDataset.open(data)
@@ -130,7 +142,7 @@ def run_gaps(data: Path, out: Path, scale: float = 0.2, cap: int = 640) -> dict[
     summary["dataset"] = dataset.schema.name
     summary["scaled_days"] = {"scale": scale, "cap": cap}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gaps.json").write_text(json.dumps(summary, indent=2))
-    (out / "gaps.md").write_text(markdown(summary, dataset.schema.name))
-    gap_distribution(gaps, rules["scaled_days"].width, out / "gaps.png", title=dataset.schema.name)
+    (out / f"{stem}.json").write_text(json.dumps(summary, indent=2))
+    (out / f"{stem}.md").write_text(markdown(summary, dataset.schema.name))
+    gap_distribution(gaps, rules["scaled_days"].width, out / f"{stem}.png", title=dataset.schema.name)
     return summary

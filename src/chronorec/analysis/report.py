@@ -1,7 +1,8 @@
 """``chronorec report``: one self-contained HTML page (and a Markdown twin) about trained runs.
 
 Reads only run folders (``config.json``, ``metrics.json``, ``metrics.jsonl``), the prepared
-``schema.json`` each config names, and optionally an analysis folder written by
+dataset each config names (its ``schema.json``, and its events for the gap table of
+:mod:`chronorec.analysis.gaps`), and optionally an analysis folder written by
 ``chronorec analyze correlation``. Runs whose configs differ only in the seed (and in settings that
 do not change results: threads, device, logging) form one group; metrics are reported as
 ``mean ± std`` over the group's seeds (sample standard deviation, ddof = 1, as the TIN paper's
@@ -158,6 +159,27 @@ def _curves_figure(groups: list[RunGroup], work: Path) -> Path | None:
     return plots.training_curves(curves, metric, work / "training_curves.png")
 
 
+def _gap_sections(data_dirs: list[Path], files: Path) -> tuple[list[Table], list[Figure]]:
+    """Per dataset: its gaps and how each rhythm bucketing rule splits them (``analyze gaps``)."""
+    from chronorec.analysis.gaps import RULE_HEADER, rule_rows, run_gaps, share_line
+
+    tables: list[Table] = []
+    figures: list[Figure] = []
+    for k, d in enumerate(data_dirs):
+        try:
+            summary = run_gaps(d, files, stem=f"gaps-{k}")
+        except ChronorecError as err:  # a damaged or gap-less dataset: the rest of the report still stands
+            warn(f"gap analysis of {d} skipped: {err}")
+            continue
+        name = summary["dataset"]
+        tables.append(Table(f"Gaps between consecutive interactions: {name}", RULE_HEADER, rule_rows(summary),
+                            share_line(summary) + ". Rules as `model.rhythm_bucket` buckets them (INTERPOS)."))
+        png = files / f"gaps-{k}.png"
+        figures.append(Figure(f"Gap distribution: {name}", "Gaps to the previous interaction of the same user; "
+                              "the shaded span is one bucket of the default scaled_days rule.", png.name, _data_uri(png)))
+    return tables, figures
+
+
 def _analysis_sections(adir: Path) -> tuple[list[Table], list[tuple[Path, str, str]]]:
     tables: list[Table] = []
     agree = adir / "agreement.json"
@@ -223,7 +245,8 @@ def build_report(run_paths: list[Path], out: Path, analysis_dir: Path | None = N
                  for d in data_dirs if (Path(d) / "schema.json").is_file()]
     missing = [d for d in data_dirs if not (Path(d) / "schema.json").is_file()]
     note = f"Prepared data not found: {', '.join(missing)}" if missing else ""
-    sections.append(Section("Data", ds_tables, [], note))
+    gap_tables, gap_figures = _gap_sections([Path(d) for d in data_dirs if d not in missing], files)
+    sections.append(Section("Data", ds_tables + gap_tables, gap_figures, note))
 
     if analysis_dir is not None:
         tables, figs = _analysis_sections(analysis_dir)
