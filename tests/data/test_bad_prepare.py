@@ -114,6 +114,12 @@ def test_bad_options_refused() -> None:
         PrepareOptions.create(protocol="leave-two-out")
     with pytest.raises(ChronorecError, match="head_share"):
         PrepareOptions.create(protocol="ctr-leave-one-out", head_share=1.5)
+    # users below the protocol's minimum would be kept and counted but get no sample
+    with pytest.raises(ChronorecError, match=r"^invalid prepare options: min_user_events 2 is below "
+                                             r"next-item-last-out's minimum of 3 events per user"):
+        PrepareOptions.create(protocol="next-item-last-out", min_user_events=2)
+    assert PrepareOptions.create(protocol="ctr-time-split", min_user_events=1).min_user_events == 1
+    assert PrepareOptions.create(protocol="next-item-last-out", min_user_events=5).min_user_events == 5
 
 
 def test_kcore_removing_everything(tmp_path: Path) -> None:

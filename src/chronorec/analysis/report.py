@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chronorec import atomic
 from chronorec.analysis import agreement, plots
 from chronorec.analysis.report_render import Figure, Section, Table, render_html, render_markdown
 from chronorec.analysis.runs import RunGroup, find_runs, fmt_mean_std, group_runs
@@ -261,7 +262,7 @@ def build_report(run_paths: list[Path], out: Path, analysis_dir: Path | None = N
                for g in groups]
     meta = {"title": title, "generated": datetime.now(tz=UTC).isoformat(timespec="seconds"),
             "n_runs": len(runs), "n_groups": len(groups)}
-    out.write_text(render_html(meta, sections, configs), encoding="utf-8")
+    atomic.write_text(out, render_html(meta, sections, configs))
     md = out.with_suffix(".md")
-    md.write_text(render_markdown(meta, sections, configs, files.name), encoding="utf-8")
+    atomic.write_text(md, render_markdown(meta, sections, configs, files.name))
     return out, md

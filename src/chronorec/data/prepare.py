@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chronorec.data import store
 from chronorec.data.clean import (
@@ -82,6 +82,15 @@ class PrepareOptions(BaseModel):
     )
     name: str | None = None
 
+    @model_validator(mode="after")
+    def _enough_events_per_user(self) -> PrepareOptions:
+        need = MIN_EVENTS[self.protocol]
+        if self.min_user_events is not None and self.min_user_events < need:
+            # users below the protocol's minimum would be kept and counted but get no sample at all
+            raise ValueError(f"min_user_events {self.min_user_events} is below {self.protocol}'s minimum of "
+                             f"{need} events per user (leave it unset, or use {need} or more)")
+        return self
+
     @classmethod
     def create(cls, **kwargs: Any) -> PrepareOptions:
         """Like the constructor, but invalid values raise a one-line :class:`ChronorecError`."""
@@ -89,8 +98,9 @@ class PrepareOptions(BaseModel):
             return cls(**kwargs)
         except ValidationError as err:
             first = err.errors()[0]
-            loc = ".".join(str(x) for x in first["loc"]) or "options"
-            raise ChronorecError(f"invalid prepare option {loc}: {first['msg']}") from None
+            loc = ".".join(str(x) for x in first["loc"])
+            msg = first["msg"].removeprefix("Value error, ")
+            raise ChronorecError(f"invalid prepare option {loc}: {msg}" if loc else f"invalid prepare options: {msg}") from None
 
 
 @dataclass

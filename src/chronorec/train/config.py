@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chronorec import atomic
 from chronorec.errors import ChronorecError
 from chronorec.longtail.aggregation import LongtailConfig
 
@@ -72,9 +73,7 @@ class RunConfig(BaseModel):
 
     def save(self, path: Path) -> None:
         """Write atomically (temp file + ``os.replace``): a kill mid-write never leaves half a config."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        os.replace(tmp, path)
+        atomic.write_text(path, self.model_dump_json(indent=2))
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:

@@ -32,7 +32,7 @@ import polars as pl
 import torch
 from torch import nn
 
-from chronorec import __version__
+from chronorec import __version__, atomic
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError, warn
 from chronorec.train import build
@@ -68,9 +68,7 @@ def checkpoint_path(run_dir: Path, which: Literal["best", "last"]) -> Path:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + ``os.replace``)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:
@@ -131,9 +129,7 @@ class MetricsLog:
         if not self.path.is_file():
             return
         kept = self.path.read_text().splitlines(keepends=True)[:n]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, "".join(kept))
 
     def append(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as fh:
