@@ -22,8 +22,11 @@ Strategies (``LongtailConfig.strategy``):
                  weights here guard any other caller (evaluation still covers all groups).
 
 Groups absent from a batch are left out and the remaining weights renormalised, so the estimate
-stays unbiased in expectation over stratified batches. The task must offer ``row_losses`` (per-term
-losses with the batch row each belongs to); tasks without it fall back to one forward per group.
+stays unbiased in expectation over stratified batches. A term is what the task's loss averages: a
+sample (CTR) or a target position (next-item; a row holds up to ``max_len`` of them). The task
+offers ``row_losses`` (per-term losses with the batch row each belongs to, CTR) or
+``group_losses`` (per-group mean losses and term counts, next-item); tasks with neither fall back
+to one forward per group, which assumes one term per batch row.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ class GroupAggregatedTask:
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         row_losses = getattr(self.inner, "row_losses", None)
         if row_losses is None:
+            if hasattr(self.inner, "group_losses"):
+                return self._loss_by_group(model, batch)
             return self._loss_by_select(model, batch)
         values, rows, aux = row_losses(model, batch)  # [N], [N] row of each term
         group = batch.group.to(values.device)[rows]  # [N]
@@ -105,6 +110,16 @@ class GroupAggregatedTask:
             means = sums / counts.clamp_min(1)  # [K] L_z
             wz = torch.where(present, w, torch.zeros_like(w))
             loss = (wz * means).sum() / wz.sum()
+        return loss if aux is None else loss + aux
+
+    def _loss_by_group(self, model: nn.Module, batch: Batch) -> Tensor:
+        """From the task's per-group mean losses ``L_z`` and term counts ``n_z`` (one forward):
+        ``sum_z w_z L_z / sum_z w_z`` or, per term, ``sum_z w_z n_z L_z / sum_z w_z n_z``."""
+        means, counts, aux = self.inner.group_losses(model, batch, len(self.weights))  # type: ignore[attr-defined]
+        w = self.weights.to(means.device, means.dtype)
+        n = counts.to(means.device, means.dtype)
+        wz = torch.where((n > 0) & (w > 0), w * n if self.per_term else w, torch.zeros_like(w))  # [K]
+        loss = (wz * means).sum() / wz.sum() if bool((wz > 0).any()) else means.sum() * 0.0
         return loss if aux is None else loss + aux
 
     def _loss_by_select(self, model: nn.Module, batch: Batch) -> Tensor:

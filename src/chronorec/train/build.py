@@ -112,13 +112,14 @@ def make_run_model(config: RunConfig, schema: DatasetSchema) -> nn.Module:
 
 def train_sample_share(dataset: Any) -> list[float]:
     """S(z): each activity group's share of the training terms (CTR: samples; next-item: target
-    positions, i.e. history lengths of the training sequences)."""
+    positions, ``length - 1`` per training sequence, since its first event predicts nothing)."""
     samples = dataset.samples("train")
     groups = dataset.group_of_user[np.asarray(samples["user"], dtype=np.int64)]
     if dataset.schema.task == "ctr":
         weights = None
     else:
-        weights = np.asarray(samples["hist_end"], dtype=np.float64) - np.asarray(samples["hist_start"])
+        length = np.asarray(samples["hist_end"], dtype=np.float64) - np.asarray(samples["hist_start"])
+        weights = np.maximum(length - 1, 0)
     counts = np.bincount(groups, weights=weights, minlength=len(dataset.schema.groups.names))
     return (counts / max(counts.sum(), 1)).tolist()
 

@@ -223,26 +223,48 @@ class NextItemTask:
         return h[torch.arange(h.shape[0], device=h.device), (lengths - 1).clamp_min(0)]  # [B, D]
 
     # ---- training -----------------------------------------------------------------------------
-    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+    def _terms(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """One training forward: ``(h [N, D], targets [N], activity group of each term [N], aux loss)``."""
         b = self._prepare(model, batch, training=True)
         out = model(b)
         if b.per_position_targets:
             real = b.target_item >= FIRST_ID  # [B, L]
             h, t = out.logits[real], b.target_item[real]  # [N, D], [N]
+            rows = real.nonzero()[:, 0]  # [N] batch row of each term
         else:
             h = self._last_states(out.logits, b.lengths)  # [B, D]
             keep = b.target_item >= FIRST_ID
-            h, t = h[keep], b.target_item[keep]
-        W = model.item_weights()  # [n, D]
+            h, t, rows = h[keep], b.target_item[keep], keep.nonzero()[:, 0]
+        return h, t, b.group.to(h.device)[rows], out.aux_loss
+
+    def _mean_loss(self, h: Tensor, t: Tensor, W: Tensor) -> Tensor:
+        """The configured loss, averaged over the ``N`` terms ``h [N, D]``, ``t [N]``."""
         if self.loss_kind == "ce":
-            loss = full_softmax_ce(h, W, t, precision=self.loss_precision)
-        elif self.loss_kind == "sampled_softmax":
-            loss = self._sampled_softmax(h, t, W)
-        else:
-            loss = self._bce(h, t, W)
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
-        return loss
+            return full_softmax_ce(h, W, t, precision=self.loss_precision)
+        if self.loss_kind == "sampled_softmax":
+            return self._sampled_softmax(h, t, W)
+        return self._bce(h, t, W)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        h, t, _, aux = self._terms(model, batch)
+        loss = self._mean_loss(h, t, model.item_weights())
+        return loss if aux is None else loss + aux
+
+    def group_losses(self, model: nn.Module, batch: Batch, n_groups: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per activity group (``batch.group``), from ONE forward pass: ``(L_z [K], n_z [K], aux)``.
+
+        ``L_z`` is the mean loss over group z's terms (target positions, after ``prepare_batch``), 0
+        when it has none; ``n_z`` counts them. Long-tail strategies weight groups with these
+        (:class:`~chronorec.longtail.aggregation.GroupAggregatedTask`): a term is a target position,
+        not a batch row, since a row holds up to ``max_len`` of them.
+        """
+        h, t, group, aux = self._terms(model, batch)
+        W = model.item_weights()  # [n, D]
+        counts = torch.bincount(group, minlength=n_groups)  # [K]
+        zero = h.sum() * 0.0  # keeps the graph for a group without terms
+        means = [self._mean_loss(h[group == z], t[group == z], W) if int(counts[z]) else zero
+                 for z in range(n_groups)]
+        return torch.stack(means), counts, aux
 
     def _negatives(self, k: int, device: torch.device) -> Tensor:
         if self.sample_prob is None:
