@@ -21,7 +21,6 @@ Example::
 
     >>> from chronorec.data.batch import synthetic_batch
     >>> from chronorec.data.schema import DatasetSchema
-from chronorec.layers.fused import gather_rows
     >>> schema = DatasetSchema(name="t", protocol="ctr-leave-one-out", task="ctr", n_users=10,
     ...     n_items=48, n_events=100, vocab_sizes={"item": 50}, max_history_len=5,
     ...     bin_edges={"interval": [3600.0, 86400.0]})
