@@ -6,10 +6,12 @@
 * ``tiny_ctr_dataset`` / ``tiny_nextitem_dataset``: that log prepared with ``ctr-leave-one-out`` /
   ``next-item-last-out`` (session-scoped prepared folders; open with ``PreparedDataset.open``).
 * ``grocery_ctr_dataset``: amazon-grocery prepared with ``ctr-leave-one-out`` (skips without data).
+* ``cli_error``: runs the CLI expecting a refusal (exit 2, one ``error:`` line, no traceback); returns the line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,19 @@ def grocery_ctr_dataset(tmp_path_factory: pytest.TempPathFactory, data_root: Pat
     if not folder.is_dir():
         pytest.skip(f"amazon-grocery not found under {data_root}")
     return _prepared(tmp_path_factory, load_source("amazon-csv", folder), "ctr-leave-one-out")
+
+
+@pytest.fixture
+def cli_error(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], str]:
+    from chronorec.cli import main
+
+    def run(argv: list[str]) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+        return err
+
+    return run

@@ -4,11 +4,11 @@ answers with one `error:` line naming the file, never a JSON / attribute traceba
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from chronorec.cli import main
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
 
@@ -20,13 +20,6 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize("text", ['{"name": "x", "prot', "[1, 2]", '{"name": 3}', "\xff\xfe"])
@@ -39,20 +32,20 @@ def test_schema_load_is_one_error_naming_the_file(tmp_path: Path, text: str) -> 
 
 
 def test_train_on_truncated_schema(tiny_nextitem_dataset: Path, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                   cli_error: Callable[[list[str]], str]) -> None:
     data = _copy(tiny_nextitem_dataset, tmp_path / "data")
     schema = data / "schema.json"
     schema.write_bytes(schema.read_bytes()[:100])
-    err = _one_line_error(["train", "--data", str(data), "--model", "sasrec", *TINY,
-                           "--out", str(tmp_path / "runs")], capsys)
+    err = cli_error(["train", "--data", str(data), "--model", "sasrec", *TINY,
+                           "--out", str(tmp_path / "runs")])
     assert str(schema) in err
     assert not (tmp_path / "runs").exists()
 
 
 def test_train_on_manifest_that_is_not_an_object(tiny_nextitem_dataset: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 cli_error: Callable[[list[str]], str]) -> None:
     data = _copy(tiny_nextitem_dataset, tmp_path / "data")
     (data / "manifest.json").write_text("[1, 2]")
-    err = _one_line_error(["train", "--data", str(data), "--model", "sasrec", *TINY,
-                           "--out", str(tmp_path / "runs")], capsys)
+    err = cli_error(["train", "--data", str(data), "--model", "sasrec", *TINY,
+                           "--out", str(tmp_path / "runs")])
     assert "manifest.json" in err

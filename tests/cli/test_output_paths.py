@@ -3,6 +3,7 @@ the model), and a failed predict / export leaves an earlier good output exactly 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,21 +23,14 @@ def run(tiny_nextitem_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
     return run_dir
 
 
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
 
 
-def test_predict_to_unwritable_paths(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_to_unwritable_paths(run: Path, tmp_path: Path, cli_error: Callable[[list[str]], str]) -> None:
     (tmp_path / "file").write_text("x")
     bad = tmp_path / "file" / "p.parquet"  # parent is a file
-    assert str(bad) in _error(["predict", "--run", str(run), "--out", str(bad)], capsys)
+    assert str(bad) in cli_error(["predict", "--run", str(run), "--out", str(bad)])
     if Path("/proc").is_dir():
-        assert "cannot write" in _error(["predict", "--run", str(run), "--out", f"{UNWRITABLE}.parquet"], capsys)
+        assert "cannot write" in cli_error(["predict", "--run", str(run), "--out", f"{UNWRITABLE}.parquet"])
 
 
 def test_failed_predict_write_keeps_the_old_file(tmp_path: Path) -> None:
@@ -57,41 +51,41 @@ def test_failed_predict_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["p.parquet"]  # no temp file left
 
 
-def test_export_to_unwritable_paths(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_to_unwritable_paths(run: Path, tmp_path: Path, cli_error: Callable[[list[str]], str]) -> None:
     (tmp_path / "file").write_text("x")
     bad = tmp_path / "file" / "m.pt"
-    assert str(bad) in _error(["export", "--run", str(run), "--out", str(bad)], capsys)
+    assert str(bad) in cli_error(["export", "--run", str(run), "--out", str(bad)])
     if Path("/proc").is_dir():
-        err = _error(["export", "--run", str(run), "--out", f"{UNWRITABLE}.pt"], capsys)
+        err = cli_error(["export", "--run", str(run), "--out", f"{UNWRITABLE}.pt"])
         assert "cannot write" in err and "cannot be exported" not in err
 
 
-def test_failed_export_keeps_the_previous_export(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_export_keeps_the_previous_export(run: Path, tmp_path: Path, cli_error: Callable[[list[str]], str]) -> None:
     out = tmp_path / "m.pt"
     main(["export", "--run", str(run), "--out", str(out)])
     before = (out.read_bytes(), Path(f"{out}.json").read_bytes())
-    err = _error(["export", "--run", str(run), "--out", str(out), "--atol", "-1"], capsys)  # parity "fails"
+    err = cli_error(["export", "--run", str(run), "--out", str(out), "--atol", "-1"])  # parity "fails"
     assert "differs from the eager model" in err
     assert (out.read_bytes(), Path(f"{out}.json").read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pt.json"]
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
-def test_prepare_into_unwritable_parent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prepare_into_unwritable_parent(tmp_path: Path, cli_error: Callable[[list[str]], str]) -> None:
     csv = tmp_path / "e.csv"
     csv.write_text("user,item,ts\n" + "".join(f"u{i % 3},i{i},{1_500_000_000 + i}\n" for i in range(30)))
-    err = _error(["prepare", "--source", "csv", "--path", str(csv), "--protocol", "next-item-last-out",
-                  "--out", str(UNWRITABLE)], capsys)
+    err = cli_error(["prepare", "--source", "csv", "--path", str(csv), "--protocol", "next-item-last-out",
+                  "--out", str(UNWRITABLE)])
     assert str(UNWRITABLE) in err
 
 
 def test_report_to_unwritable_paths_and_missing_analysis(run: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+                                                         cli_error: Callable[[list[str]], str]) -> None:
     (tmp_path / "file").write_text("x")
     bad = tmp_path / "file" / "r.html"
-    assert str(bad) in _error(["report", str(run), "--out", str(bad)], capsys)
-    assert "is a folder" in _error(["report", str(run), "--out", str(tmp_path)], capsys)
+    assert str(bad) in cli_error(["report", str(run), "--out", str(bad)])
+    assert "is a folder" in cli_error(["report", str(run), "--out", str(tmp_path)])
     missing = tmp_path / "no-analysis"
-    assert str(missing) in _error(["report", str(run), "--analysis", str(missing), "--out",
-                                   str(tmp_path / "r.html")], capsys)
+    assert str(missing) in cli_error(["report", str(run), "--analysis", str(missing), "--out",
+                                   str(tmp_path / "r.html")])
     assert not (tmp_path / "r.html").exists()

@@ -5,6 +5,7 @@ new data); run configs are written atomically; reproduce names a cut-short confi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,20 +23,16 @@ def unfinished_run(tiny_nextitem_dataset: Path, tmp_path: Path) -> Path:
     return run
 
 
-def test_resume_on_changed_prepared_data_is_refused(unfinished_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_on_changed_prepared_data_is_refused(unfinished_run: Path, cli_error: Callable[[list[str]], str]) -> None:
     cfg_path = unfinished_run / "config.json"
     cfg = json.loads(cfg_path.read_text())
     assert cfg["cache_key"]
     cfg["cache_key"] = "0" * 64  # the run started on other prepared data than the folder now holds
     cfg_path.write_text(json.dumps(cfg))
     log = (unfinished_run / "metrics.jsonl").read_bytes()
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(["train", "--resume", str(unfinished_run), "--quiet"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
+    err = cli_error(["train", "--resume", str(unfinished_run), "--quiet"])
     assert err.startswith(f"error: {cfg_path}: prepared data") and "changed since this run started" in err
-    assert "\n" not in err and (unfinished_run / "metrics.jsonl").read_bytes() == log
+    assert (unfinished_run / "metrics.jsonl").read_bytes() == log
     assert not (unfinished_run / "metrics.json").exists()
 
 
