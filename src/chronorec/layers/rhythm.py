@@ -33,7 +33,10 @@ model from what the fusion's extra position parameters do (INTERPOS has no such 
 
 Deviations: the paper normalises gaps "per dataset" without saying how; chronorec follows the
 released scale-and-clip rule by default and offers the two data-driven rules as options. The
-batch marks the first behavior's gap as ``-1``; like the paper it is treated as gap 0.
+batch marks a user's first behavior's gap as ``-1``; like the paper's ``gap_1 = 0`` it is treated as
+gap 0. A window cut from a longer history (the most recent ``max_len`` behaviors, or a sliding
+training window) keeps its first behavior's real gap to the behavior before it: the gaps are computed
+once per user at prepare time, and that gap is as observed as any other.
 """
 
 from __future__ import annotations
