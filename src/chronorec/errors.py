@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 
 class ChronorecError(Exception):
@@ -42,6 +43,15 @@ class ChronorecError(Exception):
         prefix = ": ".join(where)
         text = " ".join(self.message.split())  # always one line
         return f"{prefix}: {text}" if prefix else text
+
+
+def first_validation_error(err: Any) -> tuple[str, str, str]:
+    """``(location, message, type)`` of a pydantic ``ValidationError``'s first error, for one-line
+    messages: the location dotted (``""`` for a check across fields, i.e. a model validator) and the
+    message without pydantic's ``"Value error, "`` prefix."""
+    first = err.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    return loc, str(first["msg"]).removeprefix("Value error, "), str(first["type"])
 
 
 class ChronorecWarning(UserWarning):

@@ -131,18 +131,29 @@ def markdown(summary: Mapping[str, Any], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_gaps(data: Path, out: Path, scale: float = 0.2, cap: int = 640, stem: str = "gaps") -> dict[str, Any]:
-    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` for the prepared dataset ``data`` into ``out``."""
-    from chronorec.analysis.plots import gap_distribution
-
+def analyse(data: Path, scale: float = 0.2, cap: int = 640) -> tuple[dict[str, Any], np.ndarray]:
+    """``(summary, gaps)`` of the prepared dataset ``data``; nothing is written."""
     dataset = PreparedDataset.open(data)
-    rules = rules_for(dataset, scale=scale, cap=cap)
     gaps = dataset_gaps(dataset)
-    summary = gap_summary(gaps, rules)
+    summary = gap_summary(gaps, rules_for(dataset, scale=scale, cap=cap))
     summary["dataset"] = dataset.schema.name
     summary["scaled_days"] = {"scale": scale, "cap": cap}
+    return summary, gaps
+
+
+def figure(summary: Mapping[str, Any], gaps: np.ndarray, path: Path) -> Path:
+    """The gap histogram with the summary's ``scaled_days`` first bucket shaded (``gaps.png``)."""
+    from chronorec.analysis.plots import gap_distribution
+
+    rule = RhythmEmbedding("scaled_days", **summary["scaled_days"])
+    return gap_distribution(gaps, rule.width, path, title=summary["dataset"])
+
+
+def run_gaps(data: Path, out: Path, scale: float = 0.2, cap: int = 640) -> dict[str, Any]:
+    """Write ``gaps.json``, ``gaps.md`` and ``gaps.png`` for the prepared dataset ``data`` into ``out``."""
+    summary, gaps = analyse(data, scale=scale, cap=cap)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(summary, indent=2))
-    (out / f"{stem}.md").write_text(markdown(summary, dataset.schema.name))
-    gap_distribution(gaps, rules["scaled_days"].width, out / f"{stem}.png", title=dataset.schema.name)
+    (out / "gaps.json").write_text(json.dumps(summary, indent=2))
+    (out / "gaps.md").write_text(markdown(summary, summary["dataset"]))
+    figure(summary, gaps, out / "gaps.png")
     return summary

@@ -162,20 +162,21 @@ def _curves_figure(groups: list[RunGroup], work: Path) -> Path | None:
 
 def _gap_sections(data_dirs: list[Path], files: Path) -> tuple[list[Table], list[Figure]]:
     """Per dataset: its gaps and how each rhythm bucketing rule splits them (``analyze gaps``)."""
-    from chronorec.analysis.gaps import RULE_HEADER, rule_rows, run_gaps, share_line
+    from chronorec.analysis import gaps as gap_analysis
 
     tables: list[Table] = []
     figures: list[Figure] = []
     for k, d in enumerate(data_dirs):
         try:
-            summary = run_gaps(d, files, stem=f"gaps-{k}")
+            summary, gaps = gap_analysis.analyse(d)
         except ChronorecError as err:  # a damaged or gap-less dataset: the rest of the report still stands
             warn(f"gap analysis of {d} skipped: {err}")
             continue
         name = summary["dataset"]
-        tables.append(Table(f"Gaps between consecutive interactions: {name}", RULE_HEADER, rule_rows(summary),
-                            share_line(summary) + ". Rules as `model.rhythm_bucket` buckets them (INTERPOS)."))
-        png = files / f"gaps-{k}.png"
+        tables.append(Table(f"Gaps between consecutive interactions: {name}", gap_analysis.RULE_HEADER,
+                            gap_analysis.rule_rows(summary), gap_analysis.share_line(summary)
+                            + ". Rules as `model.rhythm_bucket` buckets them (INTERPOS)."))
+        png = gap_analysis.figure(summary, gaps, files / f"gaps-{k}.png")
         figures.append(Figure(f"Gap distribution: {name}", "Gaps to the previous interaction of the same user; "
                               "the shaded span is one bucket of the default scaled_days rule.", png.name, _data_uri(png)))
     return tables, figures

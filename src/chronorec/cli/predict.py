@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from chronorec import atomic
 from chronorec.cli import app
 from chronorec.errors import ChronorecError
 
@@ -43,12 +42,8 @@ def predict(
 def _write_atomic(df: Any, out: Path) -> None:
     """Write beside ``out`` and move into place: an interrupted or failed write never leaves a
     truncated file where an earlier good one was."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        df.write_parquet(tmp)
-        os.replace(tmp, out)
+        with atomic.replacing(out) as tmp:
+            df.write_parquet(tmp)
     except OSError as err:
         raise ChronorecError(f"cannot write the predictions: {err.strerror or err}", file=out) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)

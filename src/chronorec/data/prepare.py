@@ -51,7 +51,7 @@ from chronorec.data.schema import FIRST_ID, PAD, UNK, DatasetSchema, Protocol
 from chronorec.data.summary import format_summary, summarize
 from chronorec.data.timefeatures import EXACT_PAIR_LIMIT, calendar_fields, event_gaps, fit_bin_edges
 from chronorec.data.vocab import build_vocab, encode_frame, save_vocab
-from chronorec.errors import ChronorecError, warn
+from chronorec.errors import ChronorecError, first_validation_error, warn
 
 STAGES = ("validate", "clean", "encode", "protocol", "time features", "write")
 MIN_EVENTS = {"ctr-leave-one-out": 3, "next-item-last-out": 3, "ctr-time-split": 1}
@@ -97,9 +97,7 @@ class PrepareOptions(BaseModel):
         try:
             return cls(**kwargs)
         except ValidationError as err:
-            first = err.errors()[0]
-            loc = ".".join(str(x) for x in first["loc"])
-            msg = first["msg"].removeprefix("Value error, ")
+            loc, msg, _ = first_validation_error(err)
             raise ChronorecError(f"invalid prepare option {loc}: {msg}" if loc else f"invalid prepare options: {msg}") from None
 
 

@@ -51,7 +51,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from chronorec.errors import ChronorecError
+from chronorec.errors import ChronorecError, first_validation_error
 
 PAD = 0
 UNK = 1
@@ -122,9 +122,8 @@ class DatasetSchema(BaseModel):
         except FileNotFoundError:
             raise ChronorecError("schema.json not found (run `chronorec prepare`)", file=path) from None
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "top level"
-            reason = f"{where}: {first['msg']}"
+            loc, msg, _ = first_validation_error(err)
+            reason = f"{loc or 'top level'}: {msg}"
         except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON (truncated)
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ChronorecError(

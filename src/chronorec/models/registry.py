@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from chronorec.data.schema import DatasetSchema
-from chronorec.errors import ChronorecError
+from chronorec.errors import ChronorecError, first_validation_error
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,9 @@ def build_config(name: str, overrides: dict[str, Any] | None = None) -> BaseMode
     try:
         return entry.config.model_validate(overrides or {})
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        loc, msg, _ = first_validation_error(err)
         where = f"option {loc!r}: " if loc else ""  # a check across options (a model validator) has no loc
-        raise ChronorecError(f"model {name!r}: {where}{first['msg'].removeprefix('Value error, ')}") from None
+        raise ChronorecError(f"model {name!r}: {where}{msg}") from None
 
 
 def create_model(name: str, schema: DatasetSchema, overrides: dict[str, Any] | None = None) -> nn.Module:

@@ -23,9 +23,7 @@ fails with a :class:`ChronorecError` when they differ beyond ``atol``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from chronorec import atomic
 from chronorec.data.batch import Batch, synthetic_batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
@@ -235,20 +234,13 @@ def export_model(model: nn.Module, schema: DatasetSchema, fmt: Format, out: str 
         raise ChronorecError(f"cannot create the output folder: {err.strerror}", file=out) from None
     # written beside ``out`` and moved into place only once the parity check passed, so a failed
     # export never replaces (or leaves a stale FILE.json next to) an earlier good one
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
     try:
-        tmp.write_bytes(b"")  # can we write here at all? (else the exporters blame the model)
-        meta = _export_checked(model, schema, fmt, tmp, history_len, model_name, atol, batch_size)
-        meta_tmp = tmp.with_name(tmp.name + ".json")
-        meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, out)
-        os.replace(meta_tmp, f"{out}.json")
+        with atomic.replacing(out) as tmp, atomic.replacing(Path(f"{out}.json")) as meta_tmp:
+            tmp.write_bytes(b"")  # can we write here at all? (else the exporters blame the model)
+            meta = _export_checked(model, schema, fmt, tmp, history_len, model_name, atol, batch_size)
+            meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as err:
         raise ChronorecError(f"cannot write the export here: {err.strerror or err}", file=out) from None
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
-            with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
     return meta
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chronorec import atomic
-from chronorec.errors import ChronorecError
+from chronorec.errors import ChronorecError, first_validation_error
 from chronorec.longtail.aggregation import LongtailConfig
 
 SECTIONS = ("model", "train", "task", "longtail")
@@ -123,9 +123,8 @@ def _validated(cls: type[BaseModel], values: dict[str, Any], section: str) -> An
     try:
         return cls.model_validate(values)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ChronorecError(f"option '{section}.{loc}': {first['msg']}") from None
+        loc, msg, _ = first_validation_error(err)
+        raise ChronorecError(f"option '{section}.{loc}': {msg}" if loc else f"{section} options: {msg}") from None
 
 
 def build_train_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:

@@ -9,15 +9,14 @@ a string) or failed only after the first epoch (``task.select_metric=hit@7`` as 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from chronorec.errors import ChronorecError
+from chronorec.errors import ChronorecError, first_validation_error
 from chronorec.metrics.ctr import GaucWeight
 from chronorec.metrics.ranking import DEFAULT_KS
-
-EXCLUDE_SUFFIX = "_exclude_seen"  # as in chronorec.train.nextitem_task
+from chronorec.train.nextitem_task import EXCLUDE_SUFFIX, LossKind, Precision
 
 
 class CTRTaskOptions(BaseModel):
@@ -29,12 +28,12 @@ class CTRTaskOptions(BaseModel):
 class NextItemTaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    loss: Literal["ce", "sampled_softmax", "bce"] = "ce"
+    loss: LossKind = "ce"
     n_negatives: int = Field(256, ge=1)
     exclude_seen: bool = False
     ks: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: list(DEFAULT_KS), min_length=1)
     select_metric: str = "ndcg@10"
-    loss_precision: Literal["fp32", "bf16"] = "fp32"
+    loss_precision: Precision = "fp32"
 
     @model_validator(mode="after")
     def _metric_is_computed(self) -> NextItemTaskOptions:
@@ -57,11 +56,9 @@ def check_task_options(task: str, options: dict[str, Any] | None) -> dict[str, A
     try:
         return cls.model_validate(values).model_dump(include=set(values))
     except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        loc, msg, kind = first_validation_error(err)
         key = loc.split(".")[0] if loc else ""
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
+        if kind == "extra_forbidden":
             msg = f"not an option of the {task} task (its options: {', '.join(cls.model_fields)})"
         where = f"option task.{key} {values[key]!r}" if key in values else "task options"
         raise ChronorecError(f"{where}: {msg}") from None

@@ -93,7 +93,7 @@ def _nan_ids(ids: pl.Series) -> pl.Series:
     if not nan.any():
         return nan
     numeric = ids.cast(pl.Float64, strict=False).is_not_null() | ids.is_null()
-    return nan if bool(numeric.all()) else nan & False
+    return nan if bool(numeric.all()) else pl.repeat(False, ids.len(), eager=True)  # text ids: 'nan' is a name
 
 
 def _check_ids(raw: Raw, drop: bool) -> Raw:
