@@ -101,9 +101,8 @@ def prepare_cmd(
     with quick_imports():
         from tqdm import tqdm
 
-        from chronorec.data import store
-        from chronorec.data.prepare import STAGES, PrepareOptions, PrepareResult, prepare
-        from chronorec.data.sources import load_source
+        from chronorec import api
+        from chronorec.data.prepare import STAGES
         from chronorec.data.summary import format_summary
 
     t0 = time.perf_counter()
@@ -113,66 +112,33 @@ def prepare_cmd(
     dates = _list(split_dates)
     if dates is not None and len(dates) != 2:
         raise ChronorecError(f"--split-dates needs two dates VALID_START,TEST_START, got {len(dates)}")
-    opts = PrepareOptions.create(
-        protocol=protocol, kcore=kcore, max_history=max_history, n_bins=bins, head_share=head_share,
-        group_thresholds=_list(group_thresholds, int), group_names=_list(group_names), seed=seed,
-        split_dates=tuple(dates) if dates else None, history_n=history_n, dedupe=dedupe,
-        min_user_events=min_user_events, short_users=short_users, name=name or out.absolute().name or None,
-    )  # fmt: skip
-    roles = _pairs(mapping, "--map")
     if source != "synthetic" and path is None:
         raise ChronorecError("--path is required (except with --source synthetic)")
-    if path is not None and source != "synthetic" and not path.exists():
-        raise ChronorecError("input path not found", file=path)
-    out = store.check_out_dir(out)
-    request_key = store.cache_key(
-        {
-            "source": source,
-            "path": store.file_fingerprint([path]) if path is not None and source != "synthetic" else None,
-            "item_attrs": store.file_fingerprint([item_attrs]) if item_attrs else None,
-            "map": roles, "time_unit": time_unit, "sep": sep,
-            "options": opts.model_dump(mode="json"),
-        }
-    )  # fmt: skip
-    manifest = store.read_manifest(out)
-    if not force and manifest is not None and manifest.get("request_key") == request_key:
-        try:
-            store.validate_prepared(out)
-            summary = store.load_json(out / "summary.json")
-            typer.echo(f"{out}: up to date (same inputs and options), nothing to do; --force rebuilds")
-            typer.echo(format_summary(summary))
-            return
-        except ChronorecError:
-            pass
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _show_warning
         bar = tqdm(
             total=len(STAGES) + 1, desc="load", unit="stage", file=sys.stderr, leave=False, disable=None
         )
+
+        def step(stage: str) -> None:
+            bar.update(1)
+            bar.set_description(stage)
+
         try:
-            if source == "synthetic":
-                from chronorec.data.synthetic import synthetic_source
-
-                data = synthetic_source(seed=seed)
-            else:
-                assert path is not None
-                data = load_source(
-                    source, path, mapping=roles, time_unit=time_unit, sep=sep, item_attrs=item_attrs
-                )
-
-            def step(stage: str) -> None:
-                bar.update(1)
-                bar.set_description(stage)
-
-            result: PrepareResult = prepare(
-                data, out, opts, force=force, progress=step, request_key=request_key, consume=True
-            )
+            result = api.prepare(
+                source, None if source == "synthetic" else path, out=out, protocol=protocol,
+                mapping=_pairs(mapping, "--map"), time_unit=time_unit, sep=sep, item_attrs=item_attrs,
+                force=force, progress=step, kcore=kcore, max_history=max_history, n_bins=bins,
+                head_share=head_share, group_thresholds=_list(group_thresholds, int),
+                group_names=_list(group_names), seed=seed, split_dates=dates, history_n=history_n,
+                dedupe=dedupe, min_user_events=min_user_events, short_users=short_users, name=name,
+            )  # fmt: skip
             bar.update(bar.total - bar.n)
         finally:
             bar.close()
-    typer.echo(
-        result.message if result.rebuilt else f"{out}: up to date (same inputs and options), nothing to do"
-    )
+    typer.echo(result.message if result.rebuilt else
+               f"{result.out}: up to date (same inputs and options), nothing to do; --force rebuilds")
     typer.echo(format_summary(result.summary))
-    typer.echo(f"total {time.perf_counter() - t0:.1f} s")
+    if result.rebuilt:
+        typer.echo(f"total {time.perf_counter() - t0:.1f} s")

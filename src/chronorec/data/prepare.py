@@ -257,7 +257,7 @@ def prepare(
     if not force and manifest is not None and manifest.get("key") == key:
         try:
             store.validate_prepared(out)
-            return _cached_result(out, key, time.perf_counter() - t0)
+            return cached_result(out, key, time.perf_counter() - t0)
         except ChronorecError:
             pass  # damaged folder: rebuild it
     step("clean")
@@ -381,6 +381,7 @@ def _write(
         save_vocab(v, tmp / "vocab" / f"{f}.parquet")
 
 
-def _cached_result(out: Path, key: str, seconds: float) -> PrepareResult:
+def cached_result(out: Path, key: str, seconds: float) -> PrepareResult:
+    """The result of an up-to-date prepared folder, read back without touching the data."""
     schema = DatasetSchema.load(out / store.SCHEMA)
     return PrepareResult(out, False, key, schema, store.load_json(out / "summary.json"), seconds)

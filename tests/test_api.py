@@ -1,0 +1,88 @@
+"""The Python API (``import chronorec as cr``): the module docstring's example on real ml-100k, the
+same prepared data as the CLI writes, and the API's own argument errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import chronorec as cr
+from chronorec.cli import main
+from chronorec.errors import ChronorecError
+
+
+@pytest.fixture(scope="module")
+def ml100k(data_root: Path) -> Path:
+    folder = data_root / "ml-100k"
+    if not folder.is_dir():
+        pytest.skip(f"ml-100k not found under {data_root}")
+    return folder
+
+
+def test_lazy_exports_survive_importing_the_train_package() -> None:
+    import chronorec.train.launch  # noqa: F401  (binds the subpackage as chronorec.train)
+
+    assert callable(cr.fit) and cr.fit is cr.api.fit
+    assert set(cr.__all__) <= set(dir(cr))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cr.nope  # noqa: B018
+
+
+def test_prepare_matches_the_cli_and_is_cached(ml100k: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = cr.prepare("atomic", ml100k, out=tmp_path / "api", protocol="next-item-last-out")
+    assert first.rebuilt and first.schema.task == "next_item" and first.summary["events"] > 90_000
+    again = cr.prepare("atomic", ml100k, out=tmp_path / "api", protocol="next-item-last-out")
+    assert not again.rebuilt and again.key == first.key
+    main(["prepare", "--source", "atomic", "--path", str(ml100k), "--protocol", "next-item-last-out",
+          "--out", str(tmp_path / "cli"), "--name", "api"])
+    capsys.readouterr()
+    for table in ("events.parquet", "samples/train.parquet", "samples/test.parquet"):
+        assert pl.read_parquet(tmp_path / "api" / table).equals(pl.read_parquet(tmp_path / "cli" / table)), table
+
+
+def test_fit_load_evaluate_predict_on_ml100k(ml100k: Path, tmp_path: Path) -> None:
+    prep = cr.prepare("atomic", ml100k, out=tmp_path / "ml100k-next", protocol="next-item-last-out")
+    run = cr.fit(prep.out, "sasrec", seed=0, epochs=1, out=tmp_path / "runs", verbose=False,
+                 model={"rhythm": "mf", "dim": 16}, train={"batch_size": 256, "threads": 1})
+    assert run.parent.name == "ml100k-next-sasrec"
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_options"]["rhythm"] == "mf" and config["train"]["batch_size"] == 256
+    saved = json.loads((run / "metrics.json").read_text())["test"]
+    loaded = cr.load_run(run)
+    again = loaded.evaluate("test")
+    assert again["ndcg@10"] == pytest.approx(saved["ndcg@10"], abs=1e-9)
+    preds = loaded.predict("test", raw_ids=True)
+    assert preds.height == prep.summary["users"] and {"user", "rank"} <= set(preds.columns)
+    before = (run / "metrics.json").read_bytes()
+    assert cr.resume(run, verbose=False) == run  # finished: left as it is
+    assert (run / "metrics.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda d: cr.fit(d, "sasrec", modle={"dim": 8}), "unknown option section modle"),
+        (lambda d: cr.fit(d, "sasrec", model=8), "model= must be a dict"),
+        (lambda d: cr.fit(d, "sasrec", model={"dimm": 8}), "dimm"),
+        (lambda d: cr.fit(d, "tin"), "is a ctr model"),
+        (lambda d: cr.load_run(d, "newest"), "checkpoint must be 'best' or 'last'"),
+    ],
+)
+def test_fit_and_load_refuse_bad_arguments(tiny_nextitem_dataset: Path, call, message: str) -> None:
+    with pytest.raises(ChronorecError, match=message):
+        call(tiny_nextitem_dataset)
+
+
+def test_prepare_and_list_models_refuse_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ChronorecError, match="needs a path"):
+        cr.prepare("csv", out=tmp_path / "x", protocol="next-item-last-out")
+    with pytest.raises(ChronorecError, match="input path not found"):
+        cr.prepare("csv", tmp_path / "missing.csv", out=tmp_path / "x", protocol="next-item-last-out")
+    with pytest.raises(ChronorecError, match="invalid prepare option kcore"):
+        cr.prepare("synthetic", out=tmp_path / "x", protocol="next-item-last-out", kcore="many")
+    with pytest.raises(ChronorecError, match="task must be"):
+        cr.list_models("ranking")
+    assert "tin" in cr.list_models("ctr") and "sasrec" not in cr.list_models("ctr")
