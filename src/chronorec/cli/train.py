@@ -2,6 +2,7 @@
 
     chronorec train --data prepared/amazon-grocery --model tin --set model.dim=32 --set train.lr=1e-3
     chronorec train --resume runs/grocery-tin/20250101-120000-s0-ab12
+    chronorec train --config experiments/beauty-sasrec-mf.yaml --seed 2    # or a run's config.json
     torchrun --nproc_per_node 2 -m chronorec train --data prepared/amazon-grocery --model tin
 
 The task (CTR or next-item) follows the dataset's ``schema.task``. ``--set SECTION.KEY=VALUE``
@@ -10,7 +11,8 @@ weight_decay, batch_size, epochs, max_len, grad_clip, patience, eval_every, eval
 checkpoint_every, seed, threads, deterministic, bucket, ...) or task option (``task.*``); values are
 JSON literals validated against the option's type. ``--longtail pin`` trains PIN (stage one:
 backbone with gradient aggregation in ``RUN/backbone/``; stage two: per-group plugins in ``RUN/``);
-``longtail.*`` options are in :class:`chronorec.longtail.LongtailConfig`.
+``longtail.*`` options are in :class:`chronorec.longtail.LongtailConfig`. ``--config FILE`` reads
+the whole run from an experiment file (:mod:`chronorec.train.experiment`).
 """
 
 from __future__ import annotations
@@ -41,25 +43,37 @@ def train(
         "(same as --set longtail.strategy=...)",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="no per-evaluation lines"),
+    config: Path = typer.Option(None, "--config", help="experiment file (YAML, TOML or JSON; a run's config.json "
+                                "too); the other options override it"),
 ) -> None:
     """Train a model (rank 0 writes runs/<name>/<id>/: config, env, metrics, checkpoints)."""
     from chronorec.train import launch
 
     command = list(sys.argv)
     if resume is not None:
-        if any(v is not None for v in (data, model, seed, epochs, name, longtail)) or sets:
+        if any(v is not None for v in (data, model, seed, epochs, name, longtail, config)) or sets:
             raise ChronorecError("--resume continues a run with its saved config; give no other run options")
         run_dir = launch.resume(resume, command=command, verbose=not quiet)
     else:
-        if data is None or model is None:
-            raise ChronorecError("give --data PREPARED and --model NAME (or --resume RUN_DIR)")
         from chronorec.train.build import run_config
         from chronorec.train.config import parse_overrides
+        from chronorec.train.experiment import load_experiment, merge
 
         overrides = parse_overrides(sets)
+        exp = load_experiment(config) if config is not None else None
+        if exp is not None:
+            overrides = merge(exp.overrides(), overrides)
+            data = data or (Path(exp.data) if exp.data else None)
+            model, name = model or exp.model, name or exp.name
+        if data is None or model is None:
+            raise ChronorecError("give --data PREPARED and --model NAME (or --config FILE, or --resume RUN_DIR)")
         if longtail is not None:
             overrides["longtail"]["strategy"] = longtail
         cfg = run_config(data, model, overrides, seed=seed, epochs=epochs, name=name)
+        if exp is not None and exp.cache_key:
+            from chronorec.train.runs import check_data
+
+            check_data(cfg.model_copy(update={"cache_key": exp.cache_key}))  # warns if the data changed since
         run_dir = launch.train(cfg, out=out, command=command, verbose=not quiet)
     _report(run_dir)
 

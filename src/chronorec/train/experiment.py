@@ -1,0 +1,108 @@
+"""Experiment files: a whole run described in one YAML, TOML or JSON file (``chronorec train --config``).
+
+The keys are :class:`~chronorec.train.config.RunConfig`'s, so a run's own ``config.json`` is an
+experiment file too (``chronorec train --config runs/x/<id>/config.json --seed 1`` re-runs it with
+another seed)::
+
+    # sasrec-mf.yaml
+    data: prepared/beauty-next      # relative paths are taken from the working directory
+    model: sasrec
+    name: beauty-sasrec-mf          # optional (default <dataset>-<model>)
+    model_options: {rhythm: mf, dim: 64}
+    train: {batch_size: 64, epochs: 60, patience: 10}
+    task: {}                        # or task_options, as config.json writes it
+    longtail: {}
+
+``--data``, ``--model``, ``--seed``, ``--epochs``, ``--name`` and ``--set SECTION.KEY=VALUE`` given
+beside the file override it. ``cache_key``, ``dataset`` and the task name of a saved config.json
+are not options: the key is only compared with the prepared folder's (a warning when the data
+changed since), the other two follow from the data.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chronorec.errors import ChronorecError, first_validation_error
+
+SUFFIXES = (".yaml", ".yml", ".toml", ".json")
+
+
+class Experiment(BaseModel):
+    """An experiment file's content, before the options are validated against the model and task."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+    data: str | None = None
+    model: str | None = None
+    name: str | None = None
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    task_options: dict[str, Any] = Field(default_factory=dict, alias="task")
+    train: dict[str, Any] = Field(default_factory=dict)
+    longtail: dict[str, Any] = Field(default_factory=dict)
+    cache_key: str | None = None  # a saved config.json's: compared with the prepared folder's, not an option
+    dataset: str | None = None  # a saved config.json's schema name: ignored, it follows from the data
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """The file's options by ``--set`` section."""
+        return {"model": dict(self.model_options), "train": dict(self.train), "task": dict(self.task_options),
+                "longtail": dict(self.longtail)}
+
+
+def _read(path: Path) -> Any:
+    text = path.read_text()
+    if path.suffix == ".json":
+        return json.loads(text)
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and check an experiment file; every problem is one line naming the file."""
+    path = Path(path)
+    if path.suffix not in SUFFIXES:
+        raise ChronorecError(f"experiment file must end in {', '.join(SUFFIXES)}", file=path)
+    try:
+        raw = _read(path)
+    except FileNotFoundError:
+        raise ChronorecError("experiment file not found", file=path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ChronorecError(f"cannot read experiment file: {err}", file=path) from None
+    except Exception as err:  # the parsers' own errors (JSONDecodeError, TOMLDecodeError, YAMLError)
+        mark = getattr(err, "problem_mark", None)  # YAML's errors carry the place apart from the text
+        if mark is not None:
+            first = f"{getattr(err, 'problem', None) or 'syntax error'} (at line {mark.line + 1}, column {mark.column + 1})"
+        else:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ChronorecError(f"not valid {path.suffix[1:].upper()}: {first}", file=path) from None
+    if not isinstance(raw, dict):
+        raise ChronorecError(f"an experiment file holds a mapping of keys, got {type(raw).__name__}", file=path)
+    raw = {k: v for k, v in raw.items() if k != "task" or isinstance(v, dict)}  # config.json's task name
+    try:
+        return Experiment.model_validate(raw)
+    except ValidationError as err:
+        loc, msg, kind = first_validation_error(err)
+        if kind == "extra_forbidden":
+            known = "data, model, name, model_options, task (or task_options), train, longtail"
+            raise ChronorecError(f"unknown key {loc!r}; keys: {known}", file=path) from None
+        raise ChronorecError(f"key {loc!r}: {msg}", file=path) from None
+
+
+def merge(base: dict[str, dict[str, Any]], top: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``top``'s options over ``base``'s, section by section; nested option dicts merge key by key."""
+
+    def deep(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = deep(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    return {s: deep(base.get(s, {}), top.get(s, {})) for s in {*base, *top}}
