@@ -35,7 +35,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, data_root, machine_info, markdown_table, peer_command, ratio, run_json
+from common import (
+    RESULTS,
+    ROOT,
+    data_root,
+    ensure_atomic,
+    machine_info,
+    markdown_table,
+    peer_command,
+    ratio,
+    run_json,
+)
 
 CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"
 MODELS = {  # chronorec name -> (RecBole name, chronorec overrides matching the RecBole runner)
@@ -60,6 +70,7 @@ def sources(name: str, atomic_root: Path) -> tuple[list[Any], Path]:
     root = data_root()
     if (root / name / f"{name}.inter").exists():
         return ["--source", "atomic", "--path", root / name], root
+    ensure_atomic(name, atomic_root)  # RecBole reads the same interactions as an atomic file
     return ["--source", "lines", "--path", root / name / "raw"], atomic_root
 
 

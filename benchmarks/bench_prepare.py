@@ -26,7 +26,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,12 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
-    PEERS,
     RESULTS,
     ROOT,
     byte_compile_chronorec,
-    chronorec_python,
     data_root,
+    ensure_atomic,
     machine_info,
     markdown_table,
     peer_command,
@@ -66,14 +64,6 @@ COLUMNS = [
     ("rss_x", "peak RSS ×"),
     ("load", "load 1m"),
 ]
-
-
-def ensure_atomic(name: str, atomic_root: Path) -> None:
-    """Build ``atomic_root/<name>/<name>.inter`` with peers/to_atomic.py if it is missing."""
-    if (atomic_root / name / f"{name}.inter").exists():
-        return
-    subprocess.run([str(chronorec_python()), str(PEERS / "to_atomic.py"), name, "--out",
-                    str(atomic_root)], check=True)
 
 
 def run_chronorec(name: str, out_dir: Path, threads: int, timeout: float) -> dict[str, Any]:

@@ -56,6 +56,14 @@ def chronorec_python() -> Path:
     return py if py.exists() else Path(sys.executable)
 
 
+def ensure_atomic(name: str, atomic_root: Path) -> None:
+    """Build ``atomic_root/<name>/<name>.inter`` with peers/to_atomic.py if it is missing."""
+    if (atomic_root / name / f"{name}.inter").exists():
+        return
+    subprocess.run([str(chronorec_python()), str(PEERS / "to_atomic.py"), name, "--out",
+                    str(atomic_root)], check=True)
+
+
 def byte_compile_chronorec() -> None:
     """Write chronorec's byte-code before timing it, as pip does for every peer's wheel at install.
 
