@@ -86,3 +86,22 @@ def test_prepare_and_list_models_refuse_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ChronorecError, match="task must be"):
         cr.list_models("ranking")
     assert "tin" in cr.list_models("ctr") and "sasrec" not in cr.list_models("ctr")
+
+
+def test_reproduce_and_report_from_python(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = cr.reproduce("interpos", tiny_nextitem_dataset, seeds=1, epochs=1, models=["SASRec + rhythm (MF)"],
+                          out=tmp_path, name="t", verbose=False, echo=lines.append,
+                          model={"dim": 8}, train={"batch_size": 32}, longtail={"strategy": "reweight"})
+    assert result["folder"] == tmp_path / "t" and "SASRec + rhythm (MF)" in result["tables"]
+    config = json.loads(next((tmp_path / "t").rglob("config.json")).read_text())
+    assert config["model_options"]["rhythm"] == "mf" and config["model_options"]["dim"] == 8
+    assert config["longtail"]["strategy"] == "reweight"  # every section reaches every run
+    html, md = cr.report([result["folder"]], out=tmp_path / "r.html")
+    assert html.is_file() and "| synthetic-sasrec-rhythm-mf | sasrec | 1 (0) |" in md.read_text()
+    with pytest.raises(ChronorecError, match="unknown plan 'tim'"):
+        cr.reproduce("tim", tiny_nextitem_dataset)
+    with pytest.raises(ChronorecError, match="needs a ctr dataset"):
+        cr.reproduce("tin", tiny_nextitem_dataset)
+    with pytest.raises(ChronorecError, match="is a folder"):
+        cr.report([result["folder"]], out=tmp_path)

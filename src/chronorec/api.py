@@ -8,6 +8,8 @@
     loaded = cr.load_run(run)              # model (eval mode), dataset, task, config
     loaded.evaluate("test")                # {"ndcg@10": ..., ...}, the metrics `chronorec evaluate` prints
     loaded.predict("test", raw_ids=True)   # Polars frame, the rows `chronorec predict` writes
+    table = cr.reproduce("interpos", prep.out, seeds=3, jobs=2, train={"batch_size": 64})
+    cr.report([table["folder"]], out="report.html")
 
 Every function validates as its command does and raises :class:`chronorec.errors.ChronorecError`
 with the same one-line message. Option sections (``model``, ``train``, ``task``, ``longtail``) are
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from chronorec.data.prepare import PrepareResult
     from chronorec.train.runs import LoadedRun
 
-__all__ = ["fit", "list_models", "load_run", "prepare", "resume"]
+__all__ = ["fit", "list_models", "load_run", "prepare", "report", "reproduce", "resume"]
 
 
 def prepare(
@@ -125,13 +127,7 @@ def fit(
     from chronorec.train.build import run_config
     from chronorec.train.config import SECTIONS
 
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        raise ChronorecError(f"unknown option section {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
-    for section, values in sections.items():
-        if not isinstance(values, dict):
-            raise ChronorecError(f"{section}= must be a dict of options, got {type(values).__name__}")
-    overrides = {s: dict(sections.get(s) or {}) for s in SECTIONS}
+    overrides = _sections(sections, SECTIONS)
     cfg = run_config(Path(data), model, overrides, seed=seed, epochs=epochs, name=name)
     return launch.train(cfg, out=Path(out), verbose=verbose)
 
@@ -161,3 +157,94 @@ def list_models(task: str | None = None) -> list[str]:
     if task not in (None, "ctr", "next_item"):
         raise ChronorecError(f"task must be 'ctr' or 'next_item', got {task!r}")
     return registered(task)
+
+
+def reproduce(
+    plan: str,
+    data: str | Path,
+    *,
+    seeds: int = 3,
+    seed_base: int = 0,
+    epochs: int | None = None,
+    models: list[str] | None = None,
+    out: str | Path = "runs",
+    name: str | None = None,
+    jobs: int = 1,
+    verbose: bool = True,
+    echo: Callable[[str], None] = print,
+    **sections: dict[str, Any],
+) -> dict[str, Any]:
+    """A paper's table over seeds: ``plan`` is ``tin`` (TIN Tables 1, 3, 4) or ``interpos``.
+
+    Trains every row of the plan (or the ``models`` subset, by registry name or row label) for each
+    seed into ``out/<name>/runs/<row>/seed<N>/`` (finished runs are kept, killed ones resume), ``jobs``
+    at a time, and writes the tables there. ``sections`` (``model=``, ``train=``, ``task=``) apply
+    to every run over the plan's defaults. Returns ``{"tables": markdown, "folder": Path, ...}``.
+    """
+    from chronorec.data.schema import DatasetSchema
+    from chronorec.train import reproduce as repro
+    from chronorec.train.build import run_config
+    from chronorec.train.config import SECTIONS
+
+    if plan not in repro.PLANS:
+        raise ChronorecError(f"unknown plan {plan!r}; plans: {', '.join(repro.PLANS)}")
+    over = _sections(sections, SECTIONS)
+    data = Path(data).expanduser().resolve()
+    if not (data / "schema.json").is_file():
+        raise ChronorecError(f"not a prepared dataset (no schema.json): {data}")
+    schema = DatasetSchema.load(data / "schema.json")
+    want = "ctr" if plan == "tin" else "next_item"
+    if schema.task != want:
+        raise ChronorecError(f"reproduce {plan} needs a {want} dataset; {data} was prepared for {schema.task}")
+    rows = repro.select(repro.PLANS[plan], models)
+    if not rows:
+        raise ChronorecError("no registered model left to run")
+    defaults = repro.PLAN_DEFAULTS[plan]
+
+    def make_config(spec: repro.Spec, seed: int) -> Any:
+        merged = {"model": {**spec.overrides, **over["model"]}, "train": {**defaults["train"], **over["train"]},
+                  "task": {**defaults["task"], **over["task"]}, "longtail": over["longtail"]}
+        return run_config(data, spec.model, merged, seed=seed, epochs=epochs, name=f"{schema.name}-{spec.slug}")
+
+    for spec in rows:  # fail on a bad option before the first hour of training, not after it
+        make_config(spec, seed_base)
+    folder = Path(out) / (name or f"reproduce-{plan}-{schema.name}")
+    result = repro.reproduce(plan, rows, data, list(range(seed_base, seed_base + seeds)), folder, make_config,
+                             verbose=verbose, echo=echo, jobs=jobs)
+    return {**result, "folder": folder}
+
+
+def report(runs: list[str | Path], *, out: str | Path = "report.html", analysis: str | Path | None = None,
+           title: str = "chronorec report") -> tuple[Path, Path]:
+    """One offline HTML report (and its Markdown twin) over run folders or folders holding runs:
+    metrics as mean ± std over seeds, head/tail groups, configs, dataset summaries and gaps, and the
+    figures of an ``analyze correlation`` folder. Returns the HTML and Markdown paths."""
+    import os
+
+    from chronorec.analysis.report import build_report
+
+    out = Path(out)
+    if analysis is not None and not Path(analysis).is_dir():
+        raise ChronorecError("analysis folder not found (write it with `chronorec analyze correlation`)",
+                             file=analysis)
+    if out.is_dir():
+        raise ChronorecError("the report's output is a folder; give an .html file name", file=out)
+    try:  # before reading any run: an unwritable output fails at once, as one line
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.{os.getpid()}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ChronorecError(f"cannot write the report here: {err.strerror or err}", file=out) from None
+    return build_report([Path(r) for r in runs], out, Path(analysis) if analysis is not None else None, title)
+
+
+def _sections(sections: dict[str, Any], known: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Option sections passed as keyword dicts, checked and completed with empty ones."""
+    unknown = sorted(set(sections) - set(known))
+    if unknown:
+        raise ChronorecError(f"unknown option section {', '.join(unknown)}; sections: {', '.join(known)}")
+    for section, values in sections.items():
+        if not isinstance(values, dict):
+            raise ChronorecError(f"{section}= must be a dict of options, got {type(values).__name__}")
+    return {s: dict(sections.get(s) or {}) for s in known}

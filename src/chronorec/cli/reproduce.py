@@ -25,38 +25,14 @@ app.add_typer(reproduce_app, name="reproduce")
 
 def _run(plan_name: str, data: Path, seeds: int, seed_base: int, epochs: int | None, models: str | None,
          sets: list[str] | None, out: Path, name: str | None, quiet: bool, jobs: int) -> None:
-    from chronorec.data.schema import DatasetSchema
-    from chronorec.errors import ChronorecError
-    from chronorec.train import reproduce
-    from chronorec.train.build import run_config
+    from chronorec import api
     from chronorec.train.config import parse_overrides
 
-    data = data.expanduser().resolve()
-    if not (data / "schema.json").is_file():
-        raise ChronorecError(f"not a prepared dataset (no schema.json): {data}")
-    schema = DatasetSchema.load(data / "schema.json")
-    want = "ctr" if plan_name == "tin" else "next_item"
-    if schema.task != want:
-        raise ChronorecError(f"reproduce {plan_name} needs a {want} dataset; {data} was prepared for {schema.task}")
-    plan = reproduce.select(reproduce.PLANS[plan_name], [m.strip() for m in models.split(",")] if models else None)
-    if not plan:
-        raise ChronorecError("no registered model left to run")
-    over = parse_overrides(sets)
-    run_name = name or f"reproduce-{plan_name}-{schema.name}"
-
-    defaults = reproduce.PLAN_DEFAULTS[plan_name]
-
-    def make_config(spec: reproduce.Spec, seed: int) -> object:
-        merged = {"model": {**spec.overrides, **over["model"]}, "train": {**defaults["train"], **over["train"]},
-                  "task": {**defaults["task"], **over["task"]}}
-        return run_config(data, spec.model, merged, seed=seed, epochs=epochs, name=f"{schema.name}-{spec.slug}")
-
-    for spec in plan:  # fail on a bad option before the first hour of training, not after it
-        make_config(spec, seed_base)
-    result = reproduce.reproduce(plan_name, plan, data, list(range(seed_base, seed_base + seeds)),
-                                 out / run_name, make_config, verbose=not quiet, echo=typer.echo, jobs=jobs)
+    result = api.reproduce(plan_name, data, seeds=seeds, seed_base=seed_base, epochs=epochs,
+                           models=[m.strip() for m in models.split(",")] if models else None, out=out, name=name,
+                           jobs=jobs, verbose=not quiet, echo=typer.echo, **parse_overrides(sets))
     typer.echo(result["tables"])
-    typer.echo(f"written to {out / run_name / 'tables.md'}")
+    typer.echo(f"written to {result['folder'] / 'tables.md'}")
 
 
 @reproduce_app.command("tin")
