@@ -42,10 +42,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, data_root, machine_info, markdown_table, peer_command, ratio, run_json
+from common import CHRONOREC, RESULTS, data_root, machine_info, markdown_table, peer_command, ratio, run_json
 from export_ctr import export
 
-CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"
 PEER_RUNNERS = {"deepctr-torch": ("deepctr", "deepctr_din.py", "--activation"),
                 "torch-rechub": ("rechub", "rechub_din.py", "--att-activation"),
                 "fuxictr": ("fuxictr", "fuxictr_din.py", "--activation")}

@@ -36,8 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    CHRONOREC,
     RESULTS,
-    ROOT,
     data_root,
     ensure_atomic,
     machine_info,
@@ -47,7 +47,6 @@ from common import (
     run_json,
 )
 
-CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"
 MODELS = {  # chronorec name -> (RecBole name, chronorec overrides matching the RecBole runner)
     "sasrec": ("SASRec", ["model.n_layers=2", "model.heads=2"]),
     "gru4rec": ("GRU4Rec", ["model.hidden=64", "model.n_layers=2"]),

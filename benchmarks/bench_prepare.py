@@ -34,8 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    CHRONOREC,
     RESULTS,
-    ROOT,
     byte_compile_chronorec,
     data_root,
     ensure_atomic,
@@ -46,7 +46,6 @@ from common import (
     run_json,
 )
 
-CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"
 COLUMNS = [
     ("dataset", "dataset"),
     ("cr_wall_s", "chronorec wall s"),

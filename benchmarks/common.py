@@ -31,6 +31,7 @@ ROOT = BENCH_DIR.parent
 VENVS = BENCH_DIR / ".venvs"
 PEERS = BENCH_DIR / "peers"
 RESULTS = BENCH_DIR / "results"
+CHRONOREC = ROOT / ".venv" / "bin" / "chronorec"  # the project's CLI (`make install`)
 PEER_VENVS = ("recbole", "deepctr", "rechub")
 
 
