@@ -106,3 +106,22 @@ def test_bad_experiment_files_are_one_line_errors(
 def test_missing_file_and_resume_with_config_are_refused(tmp_path: Path, cli_error: Callable[[list[str]], str]) -> None:
     assert "experiment file not found" in cli_error(["train", "--config", str(tmp_path / "none.yaml")])
     assert "give no other run options" in cli_error(["train", "--resume", str(tmp_path), "--config", "x.yaml"])
+
+
+def test_a_pin_runs_config_json_reruns_the_whole_plan(
+    tiny_nextitem_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--quiet", "--out", str(tmp_path)]
+    main(["train", "--data", str(tiny_nextitem_dataset), "--model", "sasrec", "--epochs", "1", "--name", "p",
+          "--longtail", "pin", "--set", "longtail.plugin_epochs=1", "--set", "model.dim=8", *base])
+    first = next((tmp_path / "p").iterdir())
+    assert json.loads((first / "config.json").read_text())["longtail"]["phase"] == "plugins"
+    capsys.readouterr()
+    main(["train", "--config", str(first / "config.json"), "--seed", "4", *base])
+    assert "plugin stage of a PIN run" in capsys.readouterr().err
+    second = next(p for p in (tmp_path / "p").iterdir() if p != first)
+    plan = json.loads((second / "pin.json").read_text())
+    assert plan["longtail"]["phase"] == "full" and plan["train"]["seed"] == 4
+    stage_two = json.loads((second / "config.json").read_text())["longtail"]
+    assert stage_two["init_from"].startswith(str(second))  # its own backbone, not the first run's
+    assert (second / "backbone" / "metrics.json").is_file()

@@ -14,7 +14,9 @@ another seed)::
     longtail: {}
 
 ``--data``, ``--model``, ``--seed``, ``--epochs``, ``--name`` and ``--set SECTION.KEY=VALUE`` given
-beside the file override it. ``cache_key``, ``dataset`` and the task name of a saved config.json
+beside the file override it. A PIN run's ``config.json`` describes only its plugin stage on that run's backbone, so its
+``pin.json`` (the whole two-stage plan) is read instead, with a warning. ``cache_key``, ``dataset``
+and the task name of a saved config.json
 are not options: the key is only compared with the prepared folder's (a warning when the data
 changed since), the other two follow from the data.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chronorec.errors import ChronorecError, first_validation_error
+from chronorec.errors import ChronorecError, first_validation_error, warn
 
 SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 
@@ -68,6 +70,10 @@ def _read(path: Path) -> Any:
 def load_experiment(path: str | Path) -> Experiment:
     """Read and check an experiment file; every problem is one line naming the file."""
     path = Path(path)
+    if path.name == "config.json" and (path.parent / "pin.json").is_file():
+        # a PIN run's config.json is its plugin stage, bound to this run's backbone checkpoint
+        warn(f"{path} is the plugin stage of a PIN run; reading the whole run's plan, {path.parent / 'pin.json'}")
+        path = path.parent / "pin.json"
     if path.suffix not in SUFFIXES:
         raise ChronorecError(f"experiment file must end in {', '.join(SUFFIXES)}", file=path)
     try:
