@@ -105,3 +105,52 @@ def test_reproduce_and_report_from_python(tiny_nextitem_dataset: Path, tmp_path:
         cr.reproduce("tin", tiny_nextitem_dataset)
     with pytest.raises(ChronorecError, match="is a folder"):
         cr.report([result["folder"]], out=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda d, t: cr.prepare(None, out=t / "x", protocol="next-item-last-out"), "source must be a source name"),
+        (lambda d, t: cr.prepare("synthetic", out=None, protocol="next-item-last-out"), "out must be a path"),
+        (lambda d, t: cr.prepare("csv", 5, out=t / "x", protocol="next-item-last-out"), "path must be a path"),
+        (lambda d, t: cr.prepare("csv", t, out=t / "x", protocol="next-item-last-out", mapping="user=u"),
+         "mapping= must be a dict"),
+        (lambda d, t: cr.prepare("csv", t, out=t / "x", protocol="next-item-last-out", sep=5), "sep must be"),
+        (lambda d, t: cr.prepare("synthetic", out=t / "x", protocol="ctr-time-split",
+                                 split_dates="2018-01-01,2018-06-01"), "split_dates= must be a pair"),
+        (lambda d, t: cr.fit(None, "sasrec"), "data must be a path"),
+        (lambda d, t: cr.fit(d, "sasrec", name=5), "name must be a run name"),
+        (lambda d, t: cr.fit(d, "sasrec", out=t / "file.txt"), "output path exists and is not a folder"),
+        (lambda d, t: cr.load_run(None), "run_dir must be a path"),
+        (lambda d, t: cr.resume(None), "run_dir must be a path"),
+        (lambda d, t: cr.reproduce("interpos", d, seeds=0, out=t / "r"), "seeds must be at least 1"),
+        (lambda d, t: cr.reproduce("interpos", d, jobs="two", out=t / "r"), "jobs must be an integer"),
+        (lambda d, t: cr.reproduce("interpos", d, seed_base=None, out=t / "r"), "seed_base must be an integer"),
+        (lambda d, t: cr.reproduce("interpos", d, models=[], out=t / "r"), "models= must be a non-empty list"),
+        (lambda d, t: cr.reproduce("interpos", d, name=5, out=t / "r"), "name must be a folder name"),
+        (lambda d, t: cr.report([], out=t / "r.html"), "runs must be a non-empty list"),
+        (lambda d, t: cr.report([d], out=None), "out must be a path"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_one_line_errors(
+    tiny_nextitem_dataset: Path, tmp_path: Path, call, message: str
+) -> None:
+    (tmp_path / "file.txt").write_text("")
+    with pytest.raises(ChronorecError, match=message):
+        call(tiny_nextitem_dataset, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]  # nothing written
+
+
+def test_a_bad_task_option_leaves_no_output_folder(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ChronorecError, match=r"option task\.kk"):
+        cr.fit(tiny_nextitem_dataset, "sasrec", out=tmp_path / "runs", task={"kk": 1})
+    assert not (tmp_path / "runs").exists()
+
+
+def test_reproduce_models_and_report_runs_take_a_single_string(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
+    result = cr.reproduce("interpos", tiny_nextitem_dataset, seeds=1, epochs=1, models="GRU4Rec", out=tmp_path,
+                          name="one", verbose=False, echo=lambda _: None, model={"dim": 8},
+                          train={"batch_size": 64, "threads": 1})
+    assert list(result["rows"]) == ["GRU4Rec"]  # not the letters G, R, U, ... as model names
+    html, md = cr.report(str(result["folder"]), out=tmp_path / "r.html")
+    assert html.is_file() and "| gru4rec | 1 (0) |" in md.read_text()

@@ -22,6 +22,7 @@ as ``chronorec prepare``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,12 +66,23 @@ def prepare(
     from chronorec.data.prepare import prepare as run_prepare
     from chronorec.data.sources import load_source
 
-    out = store.check_out_dir(Path(out))
-    path = Path(path) if path is not None else None
-    item_attrs = Path(item_attrs) if item_attrs is not None else None
+    _check(source, str, "source", "a source name such as 'csv' or 'synthetic'")
+    _check(time_unit, str, "time_unit", "one of auto, s, ms, iso")
+    _check(sep, (str, type(None)), "sep", "a separator string or None")
+    if mapping is not None and not (isinstance(mapping, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
+        raise ChronorecError(f"mapping= must be a dict of role -> column name, got {mapping!r}")
+    if progress is not None and not callable(progress):
+        raise ChronorecError(f"progress= must be a function of the stage name, got {progress!r}")
+    out = store.check_out_dir(_path(out, "out"))
+    path = _path(path, "path") if path is not None else None
+    item_attrs = _path(item_attrs, "item_attrs") if item_attrs is not None else None
     synthetic = source == "synthetic"
     if options.get("split_dates") is not None:
-        options["split_dates"] = tuple(options["split_dates"])
+        dates = options["split_dates"]
+        if isinstance(dates, str) or not isinstance(dates, (list, tuple)):
+            raise ChronorecError(f"split_dates= must be a pair (VALID_START, TEST_START), got {dates!r}")
+        options["split_dates"] = tuple(dates)
     if options.get("name") is None:
         options["name"] = out.absolute().name or None
     opts = PrepareOptions.create(protocol=protocol, **options)
@@ -126,17 +138,21 @@ def fit(
     from chronorec.train import launch
     from chronorec.train.build import run_config
     from chronorec.train.config import SECTIONS
+    from chronorec.train.task_options import check_task_options
 
     overrides = _sections(sections, SECTIONS)
-    cfg = run_config(Path(data), model, overrides, seed=seed, epochs=epochs, name=name)
-    return launch.train(cfg, out=Path(out), verbose=verbose)
+    _check(name, (str, type(None)), "name", "a run name or None")
+    out = _run_parent(out)
+    cfg = run_config(_path(data, "data"), model, overrides, seed=seed, epochs=epochs, name=name)
+    check_task_options(cfg.task, cfg.task_options)  # before the run folder exists, not inside it
+    return launch.train(cfg, out=out, verbose=verbose)
 
 
 def resume(run_dir: str | Path, *, verbose: bool = True) -> Path:
     """Continue a killed or interrupted run from its last checkpoint (a finished run is left alone)."""
     from chronorec.train import launch
 
-    return launch.resume(Path(run_dir), verbose=verbose)
+    return launch.resume(_path(run_dir, "run_dir"), verbose=verbose)
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
@@ -147,7 +163,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
 
     if checkpoint not in ("best", "last"):
         raise ChronorecError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    return load(run_dir, checkpoint)  # type: ignore[arg-type]
+    return load(_path(run_dir, "run_dir"), checkpoint)  # type: ignore[arg-type]
 
 
 def list_models(task: str | None = None) -> list[str]:
@@ -166,7 +182,7 @@ def reproduce(
     seeds: int = 3,
     seed_base: int = 0,
     epochs: int | None = None,
-    models: list[str] | None = None,
+    models: list[str] | str | None = None,
     out: str | Path = "runs",
     name: str | None = None,
     jobs: int = 1,
@@ -176,9 +192,9 @@ def reproduce(
 ) -> dict[str, Any]:
     """A paper's table over seeds: ``plan`` is ``tin`` (TIN Tables 1, 3, 4) or ``interpos``.
 
-    Trains every row of the plan (or the ``models`` subset, by registry name or row label) for each
-    seed into ``out/<name>/runs/<row>/seed<N>/`` (finished runs are kept, killed ones resume), ``jobs``
-    at a time, and writes the tables there. ``sections`` (``model=``, ``train=``, ``task=``) apply
+    Trains every row of the plan (or the ``models`` subset, by registry name or row label; a string is
+    comma-separated, as ``--models``) for each seed into ``out/<name>/runs/<row>/seed<N>/`` (finished
+    runs are kept, killed ones resume), ``jobs`` at a time, and writes the tables there. ``sections`` (``model=``, ``train=``, ``task=``) apply
     to every run over the plan's defaults. Returns ``{"tables": markdown, "folder": Path, ...}``.
     """
     from chronorec.data.schema import DatasetSchema
@@ -189,7 +205,14 @@ def reproduce(
     if plan not in repro.PLANS:
         raise ChronorecError(f"unknown plan {plan!r}; plans: {', '.join(repro.PLANS)}")
     over = _sections(sections, SECTIONS)
-    data = Path(data).expanduser().resolve()
+    seeds, seed_base, jobs = _int(seeds, "seeds", 1), _int(seed_base, "seed_base"), _int(jobs, "jobs", 1)
+    _check(name, (str, type(None)), "name", "a folder name or None")
+    if isinstance(models, str):  # "sasrec,gru4rec", as --models takes it
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    if models is not None and not (models and all(isinstance(m, str) for m in models)):
+        raise ChronorecError(f"models= must be a non-empty list of model names or row labels, got {models!r}")
+    out = _run_parent(out)
+    data = _path(data, "data").resolve()
     if not (data / "schema.json").is_file():
         raise ChronorecError(f"not a prepared dataset (no schema.json): {data}")
     schema = DatasetSchema.load(data / "schema.json")
@@ -214,17 +237,23 @@ def reproduce(
     return {**result, "folder": folder}
 
 
-def report(runs: list[str | Path], *, out: str | Path = "report.html", analysis: str | Path | None = None,
+def report(runs: list[str | Path] | str | Path, *, out: str | Path = "report.html", analysis: str | Path | None = None,
            title: str = "chronorec report") -> tuple[Path, Path]:
     """One offline HTML report (and its Markdown twin) over run folders or folders holding runs:
     metrics as mean ± std over seeds, head/tail groups, configs, dataset summaries and gaps, and the
-    figures of an ``analyze correlation`` folder. Returns the HTML and Markdown paths."""
-    import os
-
+    figures of an ``analyze correlation`` folder (``runs`` may be one folder). Returns the HTML and
+    Markdown paths."""
     from chronorec.analysis.report import build_report
 
-    out = Path(out)
-    if analysis is not None and not Path(analysis).is_dir():
+    if isinstance(runs, (str, os.PathLike)):  # one folder, not a list of its characters
+        runs = [runs]
+    if not isinstance(runs, (list, tuple)) or not runs:
+        raise ChronorecError(f"runs must be a non-empty list of run folders, got {runs!r}")
+    folders = [_path(r, "each of runs") for r in runs]
+    _check(title, str, "title", "a string")
+    out = _path(out, "out")
+    analysis = _path(analysis, "analysis") if analysis is not None else None
+    if analysis is not None and not analysis.is_dir():
         raise ChronorecError("analysis folder not found (write it with `chronorec analyze correlation`)",
                              file=analysis)
     if out.is_dir():
@@ -236,7 +265,7 @@ def report(runs: list[str | Path], *, out: str | Path = "report.html", analysis:
         probe.unlink()
     except OSError as err:
         raise ChronorecError(f"cannot write the report here: {err.strerror or err}", file=out) from None
-    return build_report([Path(r) for r in runs], out, Path(analysis) if analysis is not None else None, title)
+    return build_report(folders, out, analysis, title)
 
 
 def _sections(sections: dict[str, Any], known: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -248,3 +277,36 @@ def _sections(sections: dict[str, Any], known: tuple[str, ...]) -> dict[str, dic
         if not isinstance(values, dict):
             raise ChronorecError(f"{section}= must be a dict of options, got {type(values).__name__}")
     return {s: dict(sections.get(s) or {}) for s in known}
+
+
+def _path(value: object, what: str) -> Path:
+    """A path argument (``str`` or ``os.PathLike``, ``~`` expanded) as a Path; anything else one line."""
+    if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).strip():
+        return Path(value).expanduser()
+    raise ChronorecError(f"{what} must be a path (str or pathlib.Path), got {value!r}")
+
+
+def _run_parent(out: object) -> Path:
+    """The parent folder of run folders: refused at once when it is a file (not by a raw OSError later)."""
+    path = _path(out, "out")
+    if path.exists() and not path.is_dir():
+        raise ChronorecError("output path exists and is not a folder", file=path)
+    return path
+
+
+def _int(value: object, what: str, minimum: int | None = None) -> int:
+    """An integer argument (an integer string like ``"3"`` is accepted, as the option parsers do)."""
+    try:
+        number = int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise ChronorecError(f"{what} must be an integer, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ChronorecError(f"{what} must be at least {minimum}, got {number}")
+    return number
+
+
+def _check(value: object, kinds: type | tuple[type, ...], what: str, expected: str) -> None:
+    if not isinstance(value, kinds):
+        raise ChronorecError(f"{what} must be {expected}, got {value!r}")
