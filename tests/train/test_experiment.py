@@ -88,6 +88,17 @@ def test_merge_puts_the_command_line_over_the_file_key_by_key() -> None:
         ("e.ini", "model=sasrec\n", "must end in .yaml"),
         ("e.yaml", "model: sasrec\ntrain: {lr: fast}\n", "option 'train.lr'"),
         ("e.yaml", "train: {lr: 0.1}\n", "give --data PREPARED and --model NAME"),
+        ("e.yaml", "", "the experiment file is empty"),
+        ("e.yaml", "# nothing yet\n", "the experiment file is empty"),
+        ("e.json", "{}", "the experiment file is empty"),
+        ("e.yaml", "model: sasrec\ntask: 5\n", "key 'task': a dict of task options or a task name"),
+        ("e.yaml", "model: sasrec\ntask: {loss: ce}\ntask_options: {}\n", "give task or task_options"),
+        ("e.yaml", "model: sasrec\nmodel_options: {dim: 8}\nmodel_options: {dim: 16}\n",
+         "key 'model_options' is given twice (at line 3)"),
+        ("e.json", '{"model": "sasrec", "model": "gru4rec"}', "key 'model' is given twice"),
+        ("config.json", '{"model": "din", "task": "ctr", "dataset": "g", "name": "g-din"}',
+         "describes a ctr run but"),
+        ("e.yaml", "model: sasrec\ntask: {kk: 1}\n", "option task.kk"),
     ],
 )
 def test_bad_experiment_files_are_one_line_errors(
@@ -98,7 +109,7 @@ def test_bad_experiment_files_are_one_line_errors(
     data = [] if "--data" in message else ["--data", str(tiny_nextitem_dataset)]
     err = cli_error(["train", "--config", str(tmp_path / name), *data, "--out", str(tmp_path / "runs")])
     assert message in err
-    if "option 'train" not in message and "--data" not in message:
+    if not message.startswith("option") and "--data" not in message:
         assert name in err
     assert not (tmp_path / "runs").exists()
 
@@ -125,3 +136,25 @@ def test_a_pin_runs_config_json_reruns_the_whole_plan(
     stage_two = json.loads((second / "config.json").read_text())["longtail"]
     assert stage_two["init_from"].startswith(str(second))  # its own backbone, not the first run's
     assert (second / "backbone" / "metrics.json").is_file()
+
+
+def test_a_config_json_on_other_data_neither_warns_nor_keeps_the_old_name(
+    tiny_nextitem_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({
+        "name": "old-sasrec", "data": str(tmp_path / "old"), "cache_key": "0" * 64, "dataset": "old",
+        "task": "next_item", "model": "sasrec", "model_options": {"dim": 8},
+        "train": {"epochs": 1, "batch_size": 64, "threads": 1}}))
+    main(["train", "--config", str(tmp_path / "config.json"), "--data", str(tiny_nextitem_dataset), "--quiet",
+          "--out", str(tmp_path / "runs")])
+    assert "changed since training" not in capsys.readouterr().err  # another dataset, not a changed one
+    name = json.loads((tiny_nextitem_dataset / "schema.json").read_text())["name"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [f"{name}-sasrec"]
+
+
+def test_an_output_path_that_is_a_file_is_refused(
+    tiny_nextitem_dataset: Path, tmp_path: Path, cli_error: Callable[[list[str]], str]
+) -> None:
+    (tmp_path / "runs").write_text("")
+    err = cli_error(["train", "--data", str(tiny_nextitem_dataset), "--model", "sasrec", "--out", str(tmp_path / "runs")])
+    assert "output path exists and is not a folder" in err

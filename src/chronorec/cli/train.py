@@ -58,19 +58,26 @@ def train(
         from chronorec.train.build import run_config
         from chronorec.train.config import parse_overrides
         from chronorec.train.experiment import load_experiment, merge
+        from chronorec.train.task_options import check_task_options
 
         overrides = parse_overrides(sets)
         exp = load_experiment(config) if config is not None else None
         if exp is not None:
             overrides = merge(exp.overrides(), overrides)
             data = data or (Path(exp.data) if exp.data else None)
-            model, name = model or exp.model, name or exp.name
+            # a saved config.json's default name follows this run's data and model, not the old ones
+            model, name = model or exp.model, name or (None if exp.default_name() else exp.name)
         if data is None or model is None:
             raise ChronorecError("give --data PREPARED and --model NAME (or --config FILE, or --resume RUN_DIR)")
+        if out.exists() and not out.is_dir():
+            raise ChronorecError("output path exists and is not a folder", file=out)
+        if exp is not None:
+            exp.check_task(data)
         if longtail is not None:
             overrides["longtail"]["strategy"] = longtail
         cfg = run_config(data, model, overrides, seed=seed, epochs=epochs, name=name)
-        if exp is not None and exp.cache_key:
+        check_task_options(cfg.task, cfg.task_options)  # before the run folder exists, not inside it
+        if exp is not None and exp.cache_key and exp.data and Path(exp.data).expanduser().resolve() == Path(cfg.data):
             from chronorec.train.runs import check_data
 
             check_data(cfg.model_copy(update={"cache_key": exp.cache_key}))  # warns if the data changed since

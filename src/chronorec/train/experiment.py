@@ -16,9 +16,11 @@ another seed)::
 ``--data``, ``--model``, ``--seed``, ``--epochs``, ``--name`` and ``--set SECTION.KEY=VALUE`` given
 beside the file override it. A PIN run's ``config.json`` describes only its plugin stage on that run's backbone, so its
 ``pin.json`` (the whole two-stage plan) is read instead, with a warning. ``cache_key``, ``dataset``
-and the task name of a saved config.json
-are not options: the key is only compared with the prepared folder's (a warning when the data
-changed since), the other two follow from the data.
+and the task name of a saved config.json are not options: the key is only compared with the
+prepared folder's when the run uses that same folder (a warning when the data changed since), the
+task name must be the data's task, and a name that is just the ``<dataset>-<model>`` default is
+derived anew (so ``--data`` or ``--model`` gives the run its own default name). An empty file or a
+key given twice is an error, not silently nothing or the last value.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from chronorec.errors import ChronorecError, first_validation_error, warn
 
 SUFFIXES = (".yaml", ".yml", ".toml", ".json")
+TASKS = ("ctr", "next_item")
 
 
 class Experiment(BaseModel):
@@ -49,22 +52,61 @@ class Experiment(BaseModel):
     longtail: dict[str, Any] = Field(default_factory=dict)
     cache_key: str | None = None  # a saved config.json's: compared with the prepared folder's, not an option
     dataset: str | None = None  # a saved config.json's schema name: ignored, it follows from the data
+    _task: str | None = PrivateAttr(None)  # a saved config.json's task name, checked against the data's
+    _file: Path | None = PrivateAttr(None)
 
     def overrides(self) -> dict[str, dict[str, Any]]:
         """The file's options by ``--set`` section."""
         return {"model": dict(self.model_options), "train": dict(self.train), "task": dict(self.task_options),
                 "longtail": dict(self.longtail)}
 
+    def default_name(self) -> bool:
+        """Whether ``name`` is just the ``<dataset>-<model>`` default a saved config.json records (so a
+        run on other data or with another model gets its own default instead)."""
+        return self.dataset is not None and self.name == f"{self.dataset}-{self.model}"
+
+    def check_task(self, data: Path) -> None:
+        """A file written for one task (its ``task: ctr`` name) refused on data prepared for the other."""
+        from chronorec.data.schema import DatasetSchema
+
+        schema = Path(data).expanduser() / "schema.json"
+        if self._task is None or not schema.is_file():
+            return  # no task name, or not prepared data (run_config says so)
+        task = DatasetSchema.load(schema).task
+        if task != self._task:
+            raise ChronorecError(f"this file describes a {self._task} run but {data} was prepared for {task}",
+                                 file=self._file)
+
+
+def _unique(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A JSON object from its key-value pairs; a key given twice is an error (not the last one silently)."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ChronorecError(f"key {key!r} is given twice")
+        out[key] = value
+    return out
+
 
 def _read(path: Path) -> Any:
     text = path.read_text()
     if path.suffix == ".json":
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique)
     if path.suffix == ".toml":
-        return tomllib.loads(text)
+        return tomllib.loads(text)  # TOML itself refuses a key given twice
     import yaml
 
-    return yaml.safe_load(text)
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[tuple[str, str]] = set()
+            for key, _ in node.value:  # written keys only: a merge (<<) may be overridden
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if (key.tag, key.value) in seen:
+                        raise ChronorecError(f"key {key.value!r} is given twice (at line {key.start_mark.line + 1})")
+                    seen.add((key.tag, key.value))
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=Loader)  # a SafeLoader subclass: safe
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -80,6 +122,8 @@ def load_experiment(path: str | Path) -> Experiment:
         raw = _read(path)
     except FileNotFoundError:
         raise ChronorecError("experiment file not found", file=path) from None
+    except ChronorecError as err:
+        raise ChronorecError(err.message, file=path) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ChronorecError(f"cannot read experiment file: {err}", file=path) from None
     except Exception as err:  # the parsers' own errors (JSONDecodeError, TOMLDecodeError, YAMLError)
@@ -89,11 +133,22 @@ def load_experiment(path: str | Path) -> Experiment:
         else:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ChronorecError(f"not valid {path.suffix[1:].upper()}: {first}", file=path) from None
+    if raw is None or raw == {}:
+        raise ChronorecError("the experiment file is empty (no keys)", file=path)
     if not isinstance(raw, dict):
         raise ChronorecError(f"an experiment file holds a mapping of keys, got {type(raw).__name__}", file=path)
-    raw = {k: v for k, v in raw.items() if k != "task" or isinstance(v, dict)}  # config.json's task name
+    if isinstance(raw.get("task"), dict) and "task_options" in raw:  # (a config.json's task is its name)
+        raise ChronorecError("give task or task_options (the same options), not both", file=path)
+    task = raw.get("task")
+    if "task" in raw and not isinstance(task, dict):  # config.json's task name, not options
+        if task is not None and task not in TASKS:
+            raise ChronorecError(f"key 'task': a dict of task options or a task name ({', '.join(TASKS)}), "
+                                 f"got {task!r}", file=path)
+        raw = {k: v for k, v in raw.items() if k != "task"}
     try:
-        return Experiment.model_validate(raw)
+        exp = Experiment.model_validate(raw)
+        exp._task, exp._file = (task if isinstance(task, str) else None), path
+        return exp
     except ValidationError as err:
         loc, msg, kind = first_validation_error(err)
         if kind == "extra_forbidden":
