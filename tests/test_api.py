@@ -154,3 +154,11 @@ def test_reproduce_models_and_report_runs_take_a_single_string(tiny_nextitem_dat
     assert list(result["rows"]) == ["GRU4Rec"]  # not the letters G, R, U, ... as model names
     html, md = cr.report(str(result["folder"]), out=tmp_path / "r.html")
     assert html.is_file() and "| gru4rec | 1 (0) |" in md.read_text()
+
+
+def test_table_and_run_names_stay_under_out(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ChronorecError, match="table name '../up' must be one folder name"):
+        cr.reproduce("interpos", tiny_nextitem_dataset, out=tmp_path, name="../up", models="sasrec")
+    with pytest.raises(ChronorecError, match="run name 'a/b' must be one folder name"):
+        cr.fit(tiny_nextitem_dataset, "sasrec", out=tmp_path, name="a/b")
+    assert list(tmp_path.iterdir()) == []

@@ -133,7 +133,9 @@ def fit(
     ``sections`` are ``model=``, ``train=``, ``task=`` and ``longtail=`` option dicts, validated as
     ``--set SECTION.KEY=VALUE`` is (``longtail={"strategy": "pin"}`` trains PIN around ``model``).
     (``data`` and ``model`` are positional, so the ``model=`` options dict does not clash with the name.)
-    Under ``torchrun`` every process calls this and they train one run with DDP.
+    Under ``torchrun`` every process calls this and they train one run with DDP. Training sets
+    process-wide torch state that stays after the call: the thread count (``train.threads``) and
+    deterministic algorithms (``train.deterministic``).
     """
     from chronorec.train import launch
     from chronorec.train.build import run_config
@@ -196,10 +198,12 @@ def reproduce(
     comma-separated, as ``--models``) for each seed into ``out/<name>/runs/<row>/seed<N>/`` (finished
     runs are kept, killed ones resume), ``jobs`` at a time, and writes the tables there. ``sections`` (``model=``, ``train=``, ``task=``) apply
     to every run over the plan's defaults. Returns ``{"tables": markdown, "folder": Path, ...}``.
+    With ``jobs > 1`` the runs train in spawned processes, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
     from chronorec.data.schema import DatasetSchema
     from chronorec.train import reproduce as repro
-    from chronorec.train.build import run_config
+    from chronorec.train.build import check_name, run_config
     from chronorec.train.config import SECTIONS
 
     if plan not in repro.PLANS:
@@ -231,7 +235,7 @@ def reproduce(
 
     for spec in rows:  # fail on a bad option before the first hour of training, not after it
         make_config(spec, seed_base)
-    folder = Path(out) / (name or f"reproduce-{plan}-{schema.name}")
+    folder = Path(out) / (check_name(name, "table name") if name is not None else f"reproduce-{plan}-{schema.name}")
     result = repro.reproduce(plan, rows, data, list(range(seed_base, seed_base + seeds)), folder, make_config,
                              verbose=verbose, echo=echo, jobs=jobs)
     return {**result, "folder": folder}

@@ -158,3 +158,11 @@ def test_an_output_path_that_is_a_file_is_refused(
     (tmp_path / "runs").write_text("")
     err = cli_error(["train", "--data", str(tiny_nextitem_dataset), "--model", "sasrec", "--out", str(tmp_path / "runs")])
     assert "output path exists and is not a folder" in err
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "."])
+def test_a_run_name_is_one_folder(tiny_nextitem_dataset: Path, tmp_path: Path, name: str,
+                                  cli_error: Callable[[list[str]], str]) -> None:
+    err = cli_error(["train", "--data", str(tiny_nextitem_dataset), "--model", "sasrec", "--name", name,
+                     "--out", str(tmp_path / "runs")])
+    assert "must be one folder name" in err and not (tmp_path / "runs").exists() and not (tmp_path / "escape").exists()

@@ -164,6 +164,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def check_name(name: str, what: str = "run name") -> str:
+    """A run (or table) name is one folder under ``--out``: no path separators, not ``.`` or ``..``."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ChronorecError(f"{what} {name!r} must be one folder name (no '/', not '.' or '..')")
+    return name
+
+
 def run_config(
     data: Path, model: str, overrides: dict[str, dict[str, Any]], *, seed: int | None = None,
     epochs: int | None = None, name: str | None = None,
@@ -183,7 +190,7 @@ def run_config(
     if epochs is not None:
         train_values["epochs"] = epochs
     return RunConfig(
-        name=name or f"{schema.name}-{model}",
+        name=check_name(name) if name is not None else f"{schema.name}-{model}",
         data=str(data),
         cache_key=manifest_key(data),
         dataset=schema.name,
