@@ -157,7 +157,7 @@ def test_reproduce_models_and_report_runs_take_a_single_string(tiny_nextitem_dat
 
 
 def test_table_and_run_names_stay_under_out(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
-    with pytest.raises(ChronorecError, match="table name '../up' must be one folder name"):
+    with pytest.raises(ChronorecError, match=r"table name '\.\./up' must be one folder name"):
         cr.reproduce("interpos", tiny_nextitem_dataset, out=tmp_path, name="../up", models="sasrec")
     with pytest.raises(ChronorecError, match="run name 'a/b' must be one folder name"):
         cr.fit(tiny_nextitem_dataset, "sasrec", out=tmp_path, name="a/b")
