@@ -88,4 +88,6 @@ def test_report_to_unwritable_paths_and_missing_analysis(run: Path, tmp_path: Pa
     missing = tmp_path / "no-analysis"
     assert str(missing) in cli_error(["report", str(run), "--analysis", str(missing), "--out",
                                    str(tmp_path / "r.html")])
+    err = cli_error(["report", str(tmp_path / "file"), "--out", str(tmp_path / "r.html")])
+    assert "not a run folder (a file)" in err and str(tmp_path / "file") in err
     assert not (tmp_path / "r.html").exists()

@@ -115,6 +115,8 @@ def find_runs(paths: list[Path]) -> list[RunRef]:
             # a run folder nested in another (PIN's backbone phase) belongs to its parent run
             found_set = set(found)
             dirs.extend(d for d in found if not any(a in found_set for a in d.parents))
+        elif p.exists():
+            raise ChronorecError("not a run folder (a file): give run folders or folders holding runs", file=p)
         else:
             raise ChronorecError(f"run folder not found: {p}")
     seen: set[Path] = set()
