@@ -43,16 +43,23 @@ def test_the_repository_experiments_resolve(tiny_ctr_dataset: Path, tiny_nextite
         assert cfg.name == exp.name and cfg.train.epochs == exp.train["epochs"]
 
 
+def _train_and_rerun(data: Path, out: Path, first_args: list[str], rerun_args: list[str]) -> tuple[Path, Path]:
+    """Train a 1-epoch SASRec run (dim 8) with ``first_args``, then ``train --config`` its config.json
+    with ``rerun_args``; returns both run folders."""
+    base = ["--quiet", "--out", str(out)]
+    main(["train", "--data", str(data), "--model", "sasrec", "--epochs", "1", "--name", "x", "--set", "model.dim=8",
+          *first_args, *base])
+    first = next((out / "x").iterdir())
+    main(["train", "--config", str(first / "config.json"), *rerun_args, *base])
+    return first, next(p for p in (out / "x").iterdir() if p != first)
+
+
 def test_a_runs_config_json_reruns_with_command_line_overrides(
     tiny_nextitem_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["--quiet", "--out", str(tmp_path)]
-    main(["train", "--data", str(tiny_nextitem_dataset), "--model", "sasrec", "--epochs", "1", "--name", "x",
-          "--set", "model.dim=8", "--set", "model.rhythm=mf", "--set", "train.batch_size=32", *base])
-    first = next((tmp_path / "x").iterdir())
-    main(["train", "--config", str(first / "config.json"), "--seed", "3", "--set", "train.lr=0.01", *base])
+    first, second = _train_and_rerun(tiny_nextitem_dataset, tmp_path, ["--set", "model.rhythm=mf", "--set",
+                                     "train.batch_size=32"], ["--seed", "3", "--set", "train.lr=0.01"])
     capsys.readouterr()
-    second = next(p for p in (tmp_path / "x").iterdir() if p != first)
     a, b = (json.loads((p / "config.json").read_text()) for p in (first, second))
     assert b["train"].pop("seed") == 3 and b["train"].pop("lr") == 0.01
     a["train"].pop("seed"), a["train"].pop("lr")
@@ -122,15 +129,10 @@ def test_missing_file_and_resume_with_config_are_refused(tmp_path: Path, cli_err
 def test_a_pin_runs_config_json_reruns_the_whole_plan(
     tiny_nextitem_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["--quiet", "--out", str(tmp_path)]
-    main(["train", "--data", str(tiny_nextitem_dataset), "--model", "sasrec", "--epochs", "1", "--name", "p",
-          "--longtail", "pin", "--set", "longtail.plugin_epochs=1", "--set", "model.dim=8", *base])
-    first = next((tmp_path / "p").iterdir())
+    first, second = _train_and_rerun(tiny_nextitem_dataset, tmp_path, ["--longtail", "pin", "--set",
+                                     "longtail.plugin_epochs=1"], ["--seed", "4"])
     assert json.loads((first / "config.json").read_text())["longtail"]["phase"] == "plugins"
-    capsys.readouterr()
-    main(["train", "--config", str(first / "config.json"), "--seed", "4", *base])
     assert "plugin stage of a PIN run" in capsys.readouterr().err
-    second = next(p for p in (tmp_path / "p").iterdir() if p != first)
     plan = json.loads((second / "pin.json").read_text())
     assert plan["longtail"]["phase"] == "full" and plan["train"]["seed"] == 4
     stage_two = json.loads((second / "config.json").read_text())["longtail"]
