@@ -126,6 +126,7 @@ def fit(
     out: str | Path = "runs",
     name: str | None = None,
     verbose: bool = True,
+    command: list[str] | None = None,
     **sections: dict[str, Any],
 ) -> Path:
     """Train ``model`` on the prepared dataset ``data``; returns the run folder ``out/<name>/<id>``.
@@ -135,7 +136,7 @@ def fit(
     (``data`` and ``model`` are positional, so the ``model=`` options dict does not clash with the name.)
     Under ``torchrun`` every process calls this and they train one run with DDP. Training sets
     process-wide torch state that stays after the call: the thread count (``train.threads``) and
-    deterministic algorithms (``train.deterministic``).
+    deterministic algorithms (``train.deterministic``). ``command`` is recorded in the run's env.json.
     """
     from chronorec.train import launch
     from chronorec.train.build import run_config
@@ -147,7 +148,7 @@ def fit(
     out = _run_parent(out)
     cfg = run_config(_path(data, "data"), model, overrides, seed=seed, epochs=epochs, name=name)
     check_task_options(cfg.task, cfg.task_options)  # before the run folder exists, not inside it
-    return launch.train(cfg, out=out, verbose=verbose)
+    return launch.train(cfg, out=out, command=command, verbose=verbose)
 
 
 def resume(run_dir: str | Path, *, verbose: bool = True) -> Path:

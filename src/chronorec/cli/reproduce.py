@@ -29,7 +29,7 @@ def _run(plan_name: str, data: Path, seeds: int, seed_base: int, epochs: int | N
     from chronorec.train.config import parse_overrides
 
     result = api.reproduce(plan_name, data, seeds=seeds, seed_base=seed_base, epochs=epochs,
-                           models=[m.strip() for m in models.split(",")] if models else None, out=out, name=name,
+                           models=models, out=out, name=name,
                            jobs=jobs, verbose=not quiet, echo=typer.echo, **parse_overrides(sets))
     typer.echo(result["tables"])
     typer.echo(f"written to {result['folder'] / 'tables.md'}")

@@ -55,10 +55,9 @@ def train(
             raise ChronorecError("--resume continues a run with its saved config; give no other run options")
         run_dir = launch.resume(resume, command=command, verbose=not quiet)
     else:
-        from chronorec.train.build import run_config
+        from chronorec import api
         from chronorec.train.config import parse_overrides
         from chronorec.train.experiment import load_experiment, merge
-        from chronorec.train.task_options import check_task_options
 
         overrides = parse_overrides(sets)
         exp = load_experiment(config) if config is not None else None
@@ -69,19 +68,16 @@ def train(
             model, name = model or exp.model, name or (None if exp.default_name() else exp.name)
         if data is None or model is None:
             raise ChronorecError("give --data PREPARED and --model NAME (or --config FILE, or --resume RUN_DIR)")
-        if out.exists() and not out.is_dir():
-            raise ChronorecError("output path exists and is not a folder", file=out)
-        if exp is not None:
-            exp.check_task(data)
         if longtail is not None:
             overrides["longtail"]["strategy"] = longtail
-        cfg = run_config(data, model, overrides, seed=seed, epochs=epochs, name=name)
-        check_task_options(cfg.task, cfg.task_options)  # before the run folder exists, not inside it
-        if exp is not None and exp.cache_key and exp.data and Path(exp.data).expanduser().resolve() == Path(cfg.data):
-            from chronorec.train.runs import check_data
+        if exp is not None:
+            exp.check_task(data)
+            if exp.cache_key and exp.data and Path(exp.data).expanduser().resolve() == data.expanduser().resolve():
+                from chronorec.train.runs import check_data
 
-            check_data(cfg.model_copy(update={"cache_key": exp.cache_key}))  # warns if the data changed since
-        run_dir = launch.train(cfg, out=out, command=command, verbose=not quiet)
+                check_data(data, exp.cache_key)  # warns if the file's prepared data changed since
+        run_dir = api.fit(data, model, seed=seed, epochs=epochs, out=out, name=name, verbose=not quiet,
+                          command=command, **overrides)
     _report(run_dir)
 
 

@@ -203,19 +203,20 @@ def read_config(run_dir: str | Path) -> RunConfig:
     return RunConfig.load(run_dir / CONFIG)
 
 
-def check_data(cfg: RunConfig) -> None:
-    """Warn when the prepared data changed since training (its manifest cache key differs)."""
-    key = build.manifest_key(cfg.data)
-    if cfg.cache_key and key and key != cfg.cache_key:
-        warn(f"prepared data {cfg.data} changed since training (cache key {key[:12]}..., run trained "
-             f"on {cfg.cache_key[:12]}...); metrics may not be comparable")
+def check_data(data: str | Path, cache_key: str | None) -> None:
+    """Warn when the prepared folder ``data`` changed since a run trained on it (its manifest cache key
+    is no longer ``cache_key``)."""
+    key = build.manifest_key(data)
+    if cache_key and key and key != cache_key:
+        warn(f"prepared data {data} changed since training (cache key {key[:12]}..., run trained "
+             f"on {cache_key[:12]}...); metrics may not be comparable")
 
 
 def load_run(run_dir: str | Path, checkpoint: Literal["best", "last"] = "best") -> LoadedRun:
     """Rebuild a run's dataset, task and trained model (``best`` falls back to ``last`` if absent)."""
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
-    check_data(cfg)
+    check_data(cfg.data, cfg.cache_key)
     path = checkpoint_path(run_dir, checkpoint)
     if checkpoint == "best" and not path.is_file():
         path = checkpoint_path(run_dir, "last")
