@@ -152,12 +152,15 @@ def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> T
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam or Adagrad over the trainable parameters, fused (one kernel over all tensors) when the
-    parameters allow it: on CPU the fused step is several times faster than the per-tensor loop."""
+    parameters allow it: on CPU the fused step is several times faster than the per-tensor loop.
+    torch's own classes minus their ``torch._dynamo`` import (:mod:`chronorec.train.optim`)."""
+    from chronorec.train import optim
+
     params: Any = [p for p in model.parameters() if p.requires_grad]
     groups = getattr(model, "param_groups", None)  # e.g. PIN plugins + a fine-tuned backbone at a lower lr
     if callable(groups):
         params = groups(cfg.lr)
-    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.Adagrad
+    cls = optim.Adam if cfg.optimizer == "adam" else optim.Adagrad
     try:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, ValueError):  # e.g. sparse gradients or an unsupported dtype/device

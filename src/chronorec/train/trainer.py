@@ -99,7 +99,13 @@ def configure_torch(threads: int, deterministic: bool) -> None:
     is switched off: it rewrote the full-softmax loss's 9-18 MB logits buffer every step (GRU4Rec on
     amazon-beauty, bf16 loss: 2.9% less CPU per sample, 4 of 4 alternating rounds; DIN unchanged)."""
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # process-wide: set both ways
+    # process-wide: set both ways. torch.use_deterministic_algorithms also sets inductor's config flag,
+    # importing torch._dynamo to do so (71 MB, 1.7 s; chronorec.train.optim); without a compiler
+    # loaded, the flag that eager kernels read is all there is to set.
+    if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 
