@@ -238,7 +238,7 @@ def reproduce(
         make_config(spec, seed_base)
     folder = Path(out) / (check_name(name, "table name") if name is not None else f"reproduce-{plan}-{schema.name}")
     result = repro.reproduce(plan, rows, data, list(range(seed_base, seed_base + seeds)), folder, make_config,
-                             verbose=verbose, echo=echo, jobs=jobs)
+                             verbose=verbose, echo=echo, jobs=jobs, full=repro.select(repro.PLANS[plan], None))
     return {**result, "folder": folder}
 
 

@@ -58,16 +58,31 @@ def test_reproduce_tin_tables_and_resume(tiny_ctr_dataset: Path, tmp_path: Path,
     assert "different configuration" in capsys.readouterr().err
 
 
-def test_reproduce_interpos_subset(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
-    main(["reproduce", "interpos", "--data", str(tiny_nextitem_dataset), "--models", "SASRec,SASRec + rhythm (BF)",
-          "--seeds", "1", "--epochs", "1", "--set", "model.dim=16", "--set", "model.n_layers=1",
-          "--set", "train.threads=1", "--quiet", "--out", str(tmp_path), "--name", "ip"])
-    text = (tmp_path / "ip" / "tables.md").read_text()
+def test_reproduce_interpos_subset(tiny_nextitem_dataset: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def run(models: str, *extra: str) -> tuple[str, list[str]]:
+        main(["reproduce", "interpos", "--data", str(tiny_nextitem_dataset), "--models", models,
+              "--seeds", "1", "--epochs", "1", "--set", "model.dim=16", "--set", "model.n_layers=1",
+              "--set", "train.threads=1", *extra, "--quiet", "--out", str(tmp_path), "--name", "ip"])
+        text = (tmp_path / "ip" / "tables.md").read_text()
+        return text, list(json.loads((tmp_path / "ip" / "results.json").read_text())["rows"])
+
+    text, rows = run("SASRec,SASRec + rhythm (BF)")
     assert "| Model | NDCG@10 | NDCG@20 | HIT@10 | HIT@20 | MRR@10 |" in text
-    assert "| SASRec + rhythm (BF) |" in text
+    assert "| SASRec + rhythm (BF) |" in text and rows == ["SASRec", "SASRec + rhythm (BF)"]
     cfg = json.loads((tmp_path / "ip" / "runs" / "sasrec-rhythm-bf" / "seed0" / "config.json").read_text())
     assert cfg["model_options"]["rhythm"] == "bf" and cfg["model_options"]["dim"] == 16
     assert cfg["task_options"]["select_metric"] == "ndcg@10" and cfg["train"]["patience"] == 10
+
+    # another subset into the same folder: the finished rows stay in the tables, in the paper's order
+    capsys.readouterr()
+    text2, rows = run("gru4rec")
+    assert rows == ["SASRec", "SASRec + rhythm (BF)", "GRU4Rec"], rows
+    assert "kept in the tables (finished earlier, same options): SASRec, SASRec + rhythm (BF)" in capsys.readouterr().out
+    assert text2.split("| SASRec + rhythm (BF) |")[1].splitlines()[0] == text.split("| SASRec + rhythm (BF) |")[1].splitlines()[0]
+    # rows finished with other options are not mixed into a table of these options
+    _, rows = run("SASRec + rhythm (MF)", "--set", "train.lr=0.002")
+    assert rows == ["SASRec + rhythm (MF)"], rows
 
 
 def test_reproduce_rejects_wrong_task(tiny_nextitem_dataset: Path, tmp_path: Path,

@@ -129,13 +129,24 @@ def select(plan: list[Spec], models: list[str] | None) -> list[Spec]:
     return [s for s in plan if s.model in known]
 
 
+def _saved_config(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / CONFIG).read_text())
+    except (OSError, ValueError) as err:  # cut short by a kill while it was written
+        raise ChronorecError(f"cannot read run config: {err}; remove that run folder", file=run_dir / CONFIG) from None
+
+
+def finished(config: Any, run_dir: Path) -> dict[str, Any] | None:
+    """The metrics.json of a finished run of exactly ``config`` in ``run_dir``, else None."""
+    if not (run_dir / METRICS).is_file() or _saved_config(run_dir) != config.model_dump(mode="json"):
+        return None
+    return json.loads((run_dir / METRICS).read_text())
+
+
 def run_one(config: Any, run_dir: Path, verbose: bool) -> dict[str, Any]:
     """Train (or resume, or skip) one run folder; returns its metrics.json."""
     if (run_dir / CONFIG).is_file():
-        try:
-            saved = json.loads((run_dir / CONFIG).read_text())
-        except (OSError, ValueError) as err:  # cut short by a kill while it was written
-            raise ChronorecError(f"cannot read run config: {err}; remove that run folder", file=run_dir / CONFIG) from None
+        saved = _saved_config(run_dir)
         if saved != config.model_dump(mode="json"):
             raise ChronorecError(f"{run_dir} was started with a different configuration; use another --name "
                                  "or remove that folder")
@@ -215,17 +226,39 @@ def run_parallel(todo: list[tuple[Any, Path, str]], jobs: int, echo: Callable[[s
             raise
 
 
+def _finished_rows(rows: list[Spec], seeds: list[int], out_dir: Path, make_config: ConfigMaker) -> list[Spec]:
+    """Of ``rows``, those whose every seed has a finished run folder in ``out_dir`` with the config the
+    same call would give it (a row started with other options, or not finished, stays out)."""
+    done = []
+    for spec in rows:
+        try:
+            if all(finished(make_config(spec, seed), out_dir / "runs" / spec.slug / f"seed{seed}") for seed in seeds):
+                done.append(spec)
+        except ChronorecError:  # an option this row's model does not take, or an unreadable folder
+            continue
+    return done
+
+
 def reproduce(
     plan_name: str, plan: list[Spec], data: Path, seeds: list[int], out_dir: Path, make_config: ConfigMaker,
-    *, verbose: bool = True, echo: Callable[[str], None] = print, jobs: int = 1,
+    *, verbose: bool = True, echo: Callable[[str], None] = print, jobs: int = 1, full: list[Spec] | None = None,
 ) -> dict[str, Any]:
-    """Run every (row, seed) of ``plan`` into ``out_dir`` and write results.json and tables.md."""
+    """Run every (row, seed) of ``plan`` into ``out_dir`` and write results.json and tables.md.
+
+    ``full``: the paper's whole plan when ``plan`` is a ``--models`` subset of it. Its other rows are not
+    trained, but those already finished in ``out_dir`` with the same options stay in the tables, so
+    re-running a few rows of a table does not drop the others from it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if jobs > 1:
         todo = parallel_order([(make_config(spec, seed), out_dir / "runs" / spec.slug / f"seed{seed}",
                                 f"{spec.label} seed {seed}") for seed in seeds for spec in plan])
         echo(f"{len(todo)} runs to train, {jobs} at a time")
         run_parallel(todo, jobs, echo)
+    if full:
+        kept = _finished_rows([s for s in full if s not in plan], seeds, out_dir, make_config)
+        if kept:
+            echo(f"kept in the tables (finished earlier, same options): {', '.join(s.label for s in kept)}")
+        plan = [s for s in full if s in plan or s in kept]  # the paper's row order
     lengths = _history_lengths(data) if plan_name == "tin" else None
     spans = _history_spans(data) if plan_name == "tin" else None
     rows: dict[str, dict[str, Any]] = {}
