@@ -78,6 +78,32 @@ def test_ce_loss_equals_naive_loop_over_real_positions() -> None:
     assert m.enc.grad is not None and m.out.grad[:2].abs().sum() == 0  # padding / UNK never scored
 
 
+def test_epoch_loss_norm_weighs_every_term_alike_whatever_its_batch() -> None:
+    """task.loss_norm=epoch: a batch's loss is its SUM over terms / (batch_size x mean window length),
+    so a term of a short-sequence batch no longer weighs more than one of a long-sequence batch."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    b = train_batch()
+    n_terms = int((b.target_item >= 2).sum())
+    mean_loss = NextItemTask(N).loss(Echo(), b)
+    task = NextItemTask(N, loss_norm="epoch")
+    torch.testing.assert_close(task.loss(Echo(), b), mean_loss)  # not calibrated: the plain mean
+    task.calibrate(SimpleNamespace(lengths=np.array([2, 4, 6]), batch_size=5))  # 4 x 5 = 20 terms a batch
+    assert task.terms_per_batch == 20.0
+    m = Echo()
+    loss = task.loss(m, b)
+    torch.testing.assert_close(loss, mean_loss * n_terms / 20.0)
+    loss.backward()
+    ref = Echo()
+    (NextItemTask(N).loss(ref, b) * n_terms / 20.0).backward()
+    torch.testing.assert_close(m.enc.grad, ref.enc.grad)
+    NextItemTask(N).calibrate(SimpleNamespace(lengths=np.array([2]), batch_size=5))  # "batch": a no-op
+    with pytest.raises(ValueError, match="loss_norm"):
+        NextItemTask(N, loss_norm="tokens")
+
+
 # one row per chunk, 3 rows, everything; the item gradient per chunk (group_bytes=1) or per call
 @pytest.mark.parametrize(("chunk_elems", "group_bytes"), [(1, 1), (1, 1 << 20), (3 * N, 1), (3 * N, 1 << 20), (10**9, 1 << 20)])
 def test_fused_ce_matches_autograd_reference(chunk_elems: int, group_bytes: int) -> None:
@@ -233,3 +259,22 @@ def test_evaluate_rejects_training_batches_and_plain_keys_without_exclusion() ->
     out = task.evaluate(Echo(), [synthetic_batch(batch_size=4, max_len=5, n_items=N)])
     assert not any("exclude" in k for k in out)
     assert {"hit@50", "ndcg@20", "mrr@5"} <= set(out)
+
+
+def test_epoch_loss_norm_in_a_real_run_and_refused_under_a_weighted_strategy(tiny_nextitem_dataset, tmp_path) -> None:
+    """The trainer calibrates the task from its loader (terms_per_batch = batch x mean window length);
+    a long-tail strategy that re-weights per-batch group means refuses the option (one line)."""
+    from chronorec.errors import ChronorecError
+    from chronorec.train import build
+    from chronorec.train.config import parse_overrides
+
+    sets = ["model.dim=8", "train.batch_size=16", "task.loss_norm=epoch"]
+    cfg = build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides(sets))
+    ds = build.open_dataset(cfg.data)
+    task = build.make_training_task(cfg, ds)
+    loader = build.make_loader(ds, "train", batch_size=16, shuffle=True, seed=0, max_len=50, bucket=True)
+    build.calibrate_task(task, loader)
+    assert task.terms_per_batch == pytest.approx(16 * float(loader.lengths.mean()))
+    cfg = build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides([*sets, "longtail.strategy=reweight"]))
+    with pytest.raises(ChronorecError, match="loss_norm=epoch works with"):
+        build.calibrate_task(build.make_training_task(cfg, ds), loader)

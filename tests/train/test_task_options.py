@@ -25,6 +25,7 @@ from chronorec.train.task_options import check_task_options
         ({"ks": [5, 20]}, "select_metric 'ndcg@10' is not computed"),
         ({"item_counts": 1}, "task.item_counts 1: not an option of the next_item task"),
         ({"loss_precision": "fp16"}, "task.loss_precision 'fp16'"),
+        ({"loss_norm": "tokens"}, "task.loss_norm 'tokens'"),
     ],
 )
 def test_bad_next_item_options(options: dict, says: str) -> None:

@@ -71,6 +71,7 @@ def bench_train(
     optimizer = build.make_optimizer(net, tc)
     loader = build.make_loader(dataset, "train", batch_size=tc.batch_size, shuffle=True, seed=tc.seed,
                                max_len=tc.max_len or cfg.model_options.get("max_len"), bucket=tc.bucket)
+    build.calibrate_task(task, loader)
     net.train()
 
     def run(n: int) -> int:

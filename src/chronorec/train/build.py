@@ -134,6 +134,16 @@ def make_training_task(config: RunConfig, dataset: Any) -> Task:
     return strategy_task(task, lt, dataset.schema.groups, train_sample_share(dataset))  # type: ignore[return-value]
 
 
+def calibrate_task(task: Any, loader: Any) -> None:
+    """Let the task fix run constants from the training loader (``task.loss_norm=epoch``). A long-tail
+    strategy's weighted task keeps per-batch means: that option is refused there."""
+    calibrate = getattr(task, "calibrate", None)
+    if calibrate is not None:
+        calibrate(loader)
+    elif getattr(getattr(task, "inner", None), "loss_norm", "batch") != "batch":
+        raise ChronorecError("task.loss_norm=epoch works with longtail.strategy=joint or pin only")
+
+
 def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> Task:
     """``CTRTask`` or ``NextItemTask`` as the dataset's ``schema.task`` says, with the run's task options."""
     from chronorec.train.task_options import check_task_options

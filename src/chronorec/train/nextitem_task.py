@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, get_args
 
+import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,7 @@ from chronorec.metrics.ranking import DEFAULT_KS, ranking_metrics, ranks_from_sc
 
 LossKind = Literal["ce", "sampled_softmax", "bce"]
 Precision = Literal["fp32", "bf16"]
+LossNorm = Literal["batch", "epoch"]
 EXCLUDE_SUFFIX = "_exclude_seen"
 CE_CHUNK_ELEMS = 1 << 20  # logits per chunk of the fused cross-entropy (4 MB in fp32)
 CE_GROUP_BYTES = 16 << 20  # logits kept for one item-gradient matmul (4M in fp32, 8M in bf16)
@@ -185,7 +187,10 @@ class NextItemTask:
         ks: Sequence[int] = DEFAULT_KS,
         select_metric: str = "ndcg@10",
         loss_precision: Precision = "fp32",
+        loss_norm: LossNorm = "batch",
     ) -> None:
+        if loss_norm not in get_args(LossNorm):
+            raise ValueError(f"unknown task.loss_norm {loss_norm!r}; choose batch or epoch")
         if loss_precision not in get_args(Precision):
             raise ValueError(f"unknown task.loss_precision {loss_precision!r}; choose fp32 or bf16")
         if loss not in ("ce", "sampled_softmax", "bce"):
@@ -198,6 +203,8 @@ class NextItemTask:
         self.ks = tuple(ks)
         self.select_metric = select_metric
         self.loss_precision = loss_precision
+        self.loss_norm = loss_norm
+        self.terms_per_batch: float | None = None  # loss_norm="epoch": set by calibrate()
         self.sample_prob: Tensor | None = None
         if item_counts is not None:
             q = item_counts.double().clone()
@@ -245,9 +252,18 @@ class NextItemTask:
             return self._sampled_softmax(h, t, W)
         return self._bce(h, t, W)
 
+    def calibrate(self, loader: Any) -> None:
+        """``loss_norm="epoch"``: fix the run's divisor from the training loader, the mean number of
+        target positions per batch (``batch_size`` x the rows' mean window length; for BERT4Rec's
+        masked positions a constant multiple of it, which Adam does not see)."""
+        if self.loss_norm == "epoch":
+            self.terms_per_batch = max(float(np.mean(loader.lengths)) * loader.batch_size, 1.0)
+
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         h, t, _, aux = self._terms(model, batch)
         loss = self._mean_loss(h, t, model.item_weights())
+        if self.terms_per_batch is not None:  # the batch's sum over a run constant, not its mean
+            loss = loss * (h.shape[0] / self.terms_per_batch)
         return loss if aux is None else loss + aux
 
     def group_losses(self, model: nn.Module, batch: Batch, n_groups: int) -> tuple[Tensor, Tensor, Tensor | None]:

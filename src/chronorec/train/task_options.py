@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from chronorec.errors import ChronorecError, first_validation_error
 from chronorec.metrics.ctr import GaucWeight
 from chronorec.metrics.ranking import DEFAULT_KS
-from chronorec.train.nextitem_task import EXCLUDE_SUFFIX, LossKind, Precision
+from chronorec.train.nextitem_task import EXCLUDE_SUFFIX, LossKind, LossNorm, Precision
 
 
 class CTRTaskOptions(BaseModel):
@@ -34,6 +34,7 @@ class NextItemTaskOptions(BaseModel):
     ks: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: list(DEFAULT_KS), min_length=1)
     select_metric: str = "ndcg@10"
     loss_precision: Precision = "fp32"
+    loss_norm: LossNorm = "batch"
 
     @model_validator(mode="after")
     def _metric_is_computed(self) -> NextItemTaskOptions:

@@ -158,6 +158,7 @@ class Trainer:
             seed=tc.seed, max_len=train_len, rank=info.rank, world_size=info.world_size, bucket=tc.bucket,
             groups=build.train_groups(config, self.dataset.schema),
         )
+        build.calibrate_task(self.task, self.train_loader)
         self.model = self.raw_model
         if info.distributed:
             unused = tc.find_unused_parameters
