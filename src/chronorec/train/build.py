@@ -141,7 +141,8 @@ def calibrate_task(task: Any, loader: Any) -> None:
     if calibrate is not None:
         calibrate(loader)
     elif getattr(getattr(task, "inner", None), "loss_norm", "batch") != "batch":
-        raise ChronorecError("task.loss_norm=epoch works with longtail.strategy=joint or pin only")
+        raise ChronorecError("task.loss_norm=epoch needs the plain loss (longtail.strategy=joint, or PIN's plugin "
+                             f"phase); {type(task).__name__} averages per-batch group losses")
 
 
 def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> Task:
