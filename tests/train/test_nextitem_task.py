@@ -275,6 +275,5 @@ def test_epoch_loss_norm_in_a_real_run_and_refused_under_a_weighted_strategy(tin
     loader = build.make_loader(ds, "train", batch_size=16, shuffle=True, seed=0, max_len=50, bucket=True)
     build.calibrate_task(task, loader)
     assert task.terms_per_batch == pytest.approx(16 * float(loader.lengths.mean()))
-    cfg = build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides([*sets, "longtail.strategy=reweight"]))
-    with pytest.raises(ChronorecError, match="loss_norm=epoch needs the plain loss"):
-        build.calibrate_task(build.make_training_task(cfg, ds), loader)
+    with pytest.raises(ChronorecError, match="loss_norm=epoch needs the plain loss"):  # before any run folder
+        build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides([*sets, "longtail.strategy=reweight"]))

@@ -124,25 +124,28 @@ def train_sample_share(dataset: Any) -> list[float]:
     return (counts / max(counts.sum(), 1)).tolist()
 
 
+def trains_plain_loss(lt: Any) -> bool:
+    """Whether a run with long-tail config ``lt`` trains the task's own loss (joint, or PIN's plugin
+    phase) rather than a strategy's weighting of per-batch group losses."""
+    return lt.strategy == "joint" or lt.phase == "plugins"
+
+
 def make_training_task(config: RunConfig, dataset: Any) -> Task:
     """The task whose loss the trainer minimises: the run's task, weighted per the long-tail strategy
     (joint = unchanged; PIN's plugin phase trains with the plain loss, routing does the rest)."""
     task = make_task(dataset.schema, config.task_options)
     lt = config.longtail
-    if lt.strategy == "joint" or lt.phase == "plugins":
+    if trains_plain_loss(lt):
         return task
     return strategy_task(task, lt, dataset.schema.groups, train_sample_share(dataset))  # type: ignore[return-value]
 
 
 def calibrate_task(task: Any, loader: Any) -> None:
-    """Let the task fix run constants from the training loader (``task.loss_norm=epoch``). A long-tail
-    strategy's weighted task keeps per-batch means: that option is refused there."""
+    """Let the task fix run constants from the training loader (``task.loss_norm=epoch``; a long-tail
+    strategy's weighted task has none: ``run_config`` refuses that option there)."""
     calibrate = getattr(task, "calibrate", None)
     if calibrate is not None:
         calibrate(loader)
-    elif getattr(getattr(task, "inner", None), "loss_norm", "batch") != "batch":
-        raise ChronorecError("task.loss_norm=epoch needs the plain loss (longtail.strategy=joint, or PIN's plugin "
-                             f"phase); {type(task).__name__} averages per-batch group losses")
 
 
 def make_task(schema: DatasetSchema, options: dict[str, Any] | None = None) -> Task:
@@ -203,6 +206,11 @@ def run_config(
         train_values["seed"] = seed
     if epochs is not None:
         train_values["epochs"] = epochs
+    longtail = build_longtail_config(dict(overrides.get("longtail", {})))
+    task_options = dict(overrides.get("task", {}))
+    if task_options.get("loss_norm", "batch") != "batch" and not trains_plain_loss(longtail):
+        raise ChronorecError(f"task.loss_norm={task_options['loss_norm']} needs the plain loss (longtail.strategy=joint, "
+                             f"or PIN's plugin phase); longtail.strategy={longtail.strategy} averages per-batch group losses")
     return RunConfig(
         name=check_name(name) if name is not None else f"{schema.name}-{model}",
         data=str(data),
@@ -211,7 +219,7 @@ def run_config(
         task=schema.task,
         model=model,
         model_options=resolve_model_options(model, overrides.get("model", {})),
-        task_options=dict(overrides.get("task", {})),
+        task_options=task_options,
         train=build_train_config(train_values),
-        longtail=build_longtail_config(dict(overrides.get("longtail", {}))),
+        longtail=longtail,
     )

@@ -39,7 +39,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, get_args
 
-import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -257,7 +256,7 @@ class NextItemTask:
         target positions per batch (``batch_size`` x the rows' mean window length; for BERT4Rec's
         masked positions a constant multiple of it, which Adam does not see)."""
         if self.loss_norm == "epoch":
-            self.terms_per_batch = max(float(np.mean(loader.lengths)) * loader.batch_size, 1.0)
+            self.terms_per_batch = max(float(loader.lengths.mean()) * loader.batch_size, 1.0)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         h, t, _, aux = self._terms(model, batch)

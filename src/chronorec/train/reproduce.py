@@ -136,9 +136,13 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
         raise ChronorecError(f"cannot read run config: {err}; remove that run folder", file=run_dir / CONFIG) from None
 
 
+def _same_config(config: Any, run_dir: Path) -> bool:
+    return _saved_config(run_dir) == config.model_dump(mode="json")
+
+
 def finished(config: Any, run_dir: Path) -> dict[str, Any] | None:
     """The metrics.json of a finished run of exactly ``config`` in ``run_dir``, else None."""
-    if not (run_dir / METRICS).is_file() or _saved_config(run_dir) != config.model_dump(mode="json"):
+    if not (run_dir / METRICS).is_file() or not _same_config(config, run_dir):
         return None
     return json.loads((run_dir / METRICS).read_text())
 
@@ -146,8 +150,7 @@ def finished(config: Any, run_dir: Path) -> dict[str, Any] | None:
 def run_one(config: Any, run_dir: Path, verbose: bool) -> dict[str, Any]:
     """Train (or resume, or skip) one run folder; returns its metrics.json."""
     if (run_dir / CONFIG).is_file():
-        saved = _saved_config(run_dir)
-        if saved != config.model_dump(mode="json"):
+        if not _same_config(config, run_dir):
             raise ChronorecError(f"{run_dir} was started with a different configuration; use another --name "
                                  "or remove that folder")
         if not (run_dir / METRICS).is_file():
@@ -226,16 +229,19 @@ def run_parallel(todo: list[tuple[Any, Path, str]], jobs: int, echo: Callable[[s
             raise
 
 
-def _finished_rows(rows: list[Spec], seeds: list[int], out_dir: Path, make_config: ConfigMaker) -> list[Spec]:
+def _finished_rows(rows: list[Spec], seeds: list[int], out_dir: Path,
+                   make_config: ConfigMaker) -> dict[str, list[dict[str, Any]]]:
     """Of ``rows``, those whose every seed has a finished run folder in ``out_dir`` with the config the
-    same call would give it (a row started with other options, or not finished, stays out)."""
-    done = []
+    same call would give it, as label -> metrics.json per seed (a row started with other options, or
+    not finished, stays out)."""
+    done = {}
     for spec in rows:
         try:
-            if all(finished(make_config(spec, seed), out_dir / "runs" / spec.slug / f"seed{seed}") for seed in seeds):
-                done.append(spec)
+            metrics = [finished(make_config(spec, seed), out_dir / "runs" / spec.slug / f"seed{seed}") for seed in seeds]
         except ChronorecError:  # an option this row's model does not take, or an unreadable folder
             continue
+        if all(m is not None for m in metrics):
+            done[spec.label] = metrics
     return done
 
 
@@ -254,23 +260,27 @@ def reproduce(
                                 f"{spec.label} seed {seed}") for seed in seeds for spec in plan])
         echo(f"{len(todo)} runs to train, {jobs} at a time")
         run_parallel(todo, jobs, echo)
+    total, k = len(plan) * len(seeds), 0
+    kept: dict[str, list[dict[str, Any]]] = {}  # label -> metrics per seed of rows not trained by this call
     if full:
         kept = _finished_rows([s for s in full if s not in plan], seeds, out_dir, make_config)
         if kept:
-            echo(f"kept in the tables (finished earlier, same options): {', '.join(s.label for s in kept)}")
-        plan = [s for s in full if s in plan or s in kept]  # the paper's row order
+            echo(f"kept in the tables (finished earlier, same options): {', '.join(kept)}")
+        plan = [s for s in full if s in plan or s.label in kept]  # the paper's row order
     lengths = _history_lengths(data) if plan_name == "tin" else None
     spans = _history_spans(data) if plan_name == "tin" else None
     rows: dict[str, dict[str, Any]] = {}
-    total, k = len(plan) * len(seeds), 0
     for spec in plan:
         row = rows.setdefault(spec.label, {"model": spec.model, "overrides": spec.overrides, "seeds": [],
                                            "test": [], "valid": [], "by_length": [], "by_span": []})
-        for seed in seeds:
-            k += 1
+        for i, seed in enumerate(seeds):
             run_dir = out_dir / "runs" / spec.slug / f"seed{seed}"
-            echo(f"[{k}/{total}] {spec.label} seed {seed} -> {run_dir}")
-            m = run_one(make_config(spec, seed), run_dir, verbose)
+            if spec.label in kept:
+                m = kept[spec.label][i]
+            else:
+                k += 1
+                echo(f"[{k}/{total}] {spec.label} seed {seed} -> {run_dir}")
+                m = run_one(make_config(spec, seed), run_dir, verbose)
             row["seeds"].append(seed)
             row["test"].append(m["test"])
             row["valid"].append(m["valid"])

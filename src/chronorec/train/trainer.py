@@ -100,7 +100,7 @@ def configure_torch(threads: int, deterministic: bool) -> None:
     amazon-beauty, bf16 loss: 2.9% less CPU per sample, 4 of 4 alternating rounds; DIN unchanged)."""
     torch.set_num_threads(threads)
     # process-wide: set both ways. torch.use_deterministic_algorithms also sets inductor's config flag,
-    # importing torch._dynamo to do so (71 MB, 1.7 s; chronorec.train.optim); without a compiler
+    # importing torch._dynamo to do so (71 MB, 1.1 s; chronorec.train.optim); without a compiler
     # loaded, the flag that eager kernels read is all there is to set.
     if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
