@@ -84,3 +84,37 @@ def test_sample_share_counts_target_positions() -> None:
         schema=SimpleNamespace(task="next_item", groups=SimpleNamespace(names=["head", "tail"])),
     )
     assert train_sample_share(ds) == pytest.approx([99 / 103, 4 / 103])  # was [100/108, 8/108]
+
+
+@pytest.mark.parametrize("per_term", [False, True])
+def test_epoch_norm_weights_group_sums_by_expected_terms(per_term: bool) -> None:
+    """loss_norm="epoch" under a strategy: group z's batch sum S_z over E_z, its expected terms per
+    batch (calibrated: terms per batch x the group's share of the loader's terms), so a batch's loss
+    does not depend on how many terms it happens to hold; an absent group adds nothing."""
+    model, batch, terms, group = _setup()
+    task = NextItemTask(50, loss_norm="epoch")
+    w = [0.8, 0.2] if not per_term else [1.0, 3.0]
+    agg = GroupAggregatedTask(task, w, per_term=per_term)
+    # 3 rows of lengths 6, 6, 3: head rows (group 0) hold 12 of 15 terms; batch 4 -> 20 terms per batch
+    loader = SimpleNamespace(lengths=np.array([6, 6, 3]), batch_size=4, row_groups=lambda: np.array([0, 0, 1]))
+    agg.calibrate(loader)
+    assert task.terms_per_batch == 20.0
+    torch.testing.assert_close(agg.terms_per_group, torch.tensor([16.0, 4.0], dtype=torch.float64))
+    s = [float(terms[group == z].sum()) for z in (0, 1)]
+    if per_term:
+        expected = (1.0 * s[0] + 3.0 * s[1]) / (1.0 * 16 + 3.0 * 4)
+    else:
+        expected = (0.8 * s[0] / 16 + 0.2 * s[1] / 4) / 1.0
+    loss = agg.loss(model, batch)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert model.item_emb.weight.grad is not None
+    # equal weights per term reduce to the plain task's epoch loss
+    plain = GroupAggregatedTask(task, [1.0, 1.0], per_term=True)
+    plain.calibrate(loader)
+    assert plain.loss(model, batch).item() == pytest.approx(task.loss(model, batch).item(), rel=1e-5)
+    # a batch without tail terms: the head's sum over E_head, nothing renormalised
+    head = replace(batch, group=torch.tensor([0, 0]))
+    got = agg.loss(model, head).item()
+    total = float(terms.sum())
+    assert got == pytest.approx(total / (16 + 3.0 * 4) if per_term else 0.8 * total / 16, rel=1e-5)

@@ -65,3 +65,35 @@ def test_run_config_roundtrip(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ChronorecError):
         RunConfig.load(tmp_path / "bad.json")
+
+
+def test_next_item_runs_record_their_loss_norm_and_old_configs_read_as_trained(
+    tiny_nextitem_dataset, tiny_ctr_dataset, tmp_path
+) -> None:
+    """A new next-item run records task.loss_norm (epoch, or what --set gave); a config.json saved before the key existed resumes,
+    compares in `reproduce` and re-runs as `--config` with the per-batch mean it was trained with."""
+    import json
+
+    from chronorec.train.build import run_config
+    from chronorec.train.experiment import load_experiment
+    from chronorec.train.reproduce import _same_config
+
+    def norm(data, *sets: str):
+        return run_config(data, "gru4rec" if data == tiny_nextitem_dataset else "din",
+                          parse_overrides(list(sets))).task_options.get("loss_norm")
+
+    assert norm(tiny_nextitem_dataset) == "epoch"
+    assert norm(tiny_nextitem_dataset, "longtail.strategy=pin") == "epoch"
+    assert norm(tiny_nextitem_dataset, "task.loss_norm=batch") == "batch"
+    assert norm(tiny_ctr_dataset) is None  # not a CTR option
+
+    new = run_config(tiny_nextitem_dataset, "gru4rec", {})
+    old = new.model_dump(mode="json")
+    del old["task_options"]["loss_norm"]  # as every next-item config.json before session 13
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(old))
+    assert RunConfig.load(run_dir / "config.json").task_options["loss_norm"] == "batch"
+    as_batch = run_config(tiny_nextitem_dataset, "gru4rec", parse_overrides(["task.loss_norm=batch"]))
+    assert _same_config(as_batch, run_dir) and not _same_config(new, run_dir)
+    assert load_experiment(run_dir / "config.json").overrides()["task"]["loss_norm"] == "batch"

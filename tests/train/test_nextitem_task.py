@@ -261,19 +261,28 @@ def test_evaluate_rejects_training_batches_and_plain_keys_without_exclusion() ->
     assert {"hit@50", "ndcg@20", "mrr@5"} <= set(out)
 
 
-def test_epoch_loss_norm_in_a_real_run_and_refused_under_a_weighted_strategy(tiny_nextitem_dataset, tmp_path) -> None:
+def test_epoch_loss_norm_calibrated_from_a_real_loader_also_under_a_weighted_strategy(tiny_nextitem_dataset) -> None:
     """The trainer calibrates the task from its loader (terms_per_batch = batch x mean window length);
-    a long-tail strategy that re-weights per-batch group means refuses the option (one line)."""
-    from chronorec.errors import ChronorecError
+    a long-tail strategy's weighted task splits that by the groups' shares of the loader's terms."""
     from chronorec.train import build
     from chronorec.train.config import parse_overrides
 
     sets = ["model.dim=8", "train.batch_size=16", "task.loss_norm=epoch"]
-    cfg = build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides(sets))
-    ds = build.open_dataset(cfg.data)
-    task = build.make_training_task(cfg, ds)
-    loader = build.make_loader(ds, "train", batch_size=16, shuffle=True, seed=0, max_len=50, bucket=True)
-    build.calibrate_task(task, loader)
-    assert task.terms_per_batch == pytest.approx(16 * float(loader.lengths.mean()))
-    with pytest.raises(ChronorecError, match="loss_norm=epoch needs the plain loss"):  # before any run folder
-        build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides([*sets, "longtail.strategy=reweight"]))
+    for strategy, only in (("joint", None), ("reweight", None), ("tail_only", [1])):
+        cfg = build.run_config(tiny_nextitem_dataset, "sasrec", parse_overrides([*sets, f"longtail.strategy={strategy}"]))
+        ds = build.open_dataset(cfg.data)
+        task = build.make_training_task(cfg, ds)
+        loader = build.make_loader(ds, "train", batch_size=16, shuffle=True, seed=0, max_len=50, bucket=True, groups=only)
+        build.calibrate_task(task, loader)
+        inner = getattr(task, "inner", task)
+        assert inner.terms_per_batch == pytest.approx(16 * float(loader.lengths.mean()))
+        if strategy == "joint":
+            continue
+        per_group = task.terms_per_group
+        assert float(per_group.sum()) == pytest.approx(inner.terms_per_batch)
+        groups = loader.row_groups()
+        for z in range(len(per_group)):  # E_z = terms per batch x group z's share of the loader's terms
+            share = loader.lengths[groups == z].sum() / loader.lengths.sum()
+            assert float(per_group[z]) == pytest.approx(inner.terms_per_batch * share)
+        if only is not None:
+            assert float(per_group[0]) == 0.0

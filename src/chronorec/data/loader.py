@@ -185,13 +185,17 @@ class BatchLoader:
             self.row_sample = np.arange(s["user"].size, dtype=np.int64)
             self.start, self.end, self.target_from = s["hist_start"], s["hist_end"], None
         if groups is not None:  # only the rows of these activity groups (head-only / tail-only training)
-            keep = np.isin(ds.group_of_user[s["user"][self.row_sample]], np.asarray(list(groups), dtype=np.int64))
+            keep = np.isin(self.row_groups(), np.asarray(list(groups), dtype=np.int64))
             if not keep.any():
                 raise ChronorecError(f"split {split!r} has no rows of activity group(s) {list(groups)}")
             self.row_sample, self.start, self.end = self.row_sample[keep], self.start[keep], self.end[keep]
             if self.target_from is not None:
                 self.target_from = self.target_from[keep]
         self.lengths = np.minimum(self.end - self.start, self.max_len)
+
+    def row_groups(self) -> np.ndarray:
+        """``[n_rows]`` activity group of each loader row (its user's, ``ds.group_of_user``)."""
+        return self.ds.group_of_user[self.samples["user"][self.row_sample]]
 
     @property
     def n_rows(self) -> int:

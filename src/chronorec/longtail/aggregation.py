@@ -22,7 +22,11 @@ Strategies (``LongtailConfig.strategy``):
                  weights here guard any other caller (evaluation still covers all groups).
 
 Groups absent from a batch are left out and the remaining weights renormalised, so the estimate
-stays unbiased in expectation over stratified batches. A term is what the task's loss averages: a
+stays unbiased in expectation over stratified batches. With the next-item task's
+``loss_norm="epoch"`` a group's batch mean ``L_z`` becomes its batch *sum* over ``E_z``, the
+group's expected number of terms per batch (set by :meth:`GroupAggregatedTask.calibrate` from the
+training loader), so a term weighs the same in every batch, as in the plain task; an absent group
+then adds nothing and no renormalisation is needed. A term is what the task's loss averages: a
 sample (CTR) or a target position (next-item; a row holds up to ``max_len`` of them). The task
 offers ``row_losses`` (per-term losses with the batch row each belongs to, CTR) or
 ``group_losses`` (per-group mean losses and term counts, next-item); tasks with neither fall back
@@ -87,6 +91,22 @@ class GroupAggregatedTask:
         self.eval_batch_size = inner.eval_batch_size  # type: ignore[attr-defined]
         self.weights = torch.tensor(list(weights), dtype=torch.float64)
         self.per_term = per_term  # True: weights apply to each term (re-weighting), not to group means
+        self.terms_per_group: Tensor | None = None  # [K] E_z, loss_norm="epoch" (calibrate)
+
+    def calibrate(self, loader: object) -> None:
+        """``loss_norm="epoch"``: the inner task's terms per batch, split by the groups' shares of
+        the loader's terms (each row counted by its window length, as the inner task counts)."""
+        calibrate = getattr(self.inner, "calibrate", None)
+        if calibrate is None:
+            return
+        calibrate(loader)
+        per_batch = getattr(self.inner, "terms_per_batch", None)
+        if per_batch is None:
+            return
+        lengths = torch.as_tensor(loader.lengths, dtype=torch.float64)  # type: ignore[attr-defined]
+        groups = torch.as_tensor(loader.row_groups(), dtype=torch.int64)  # type: ignore[attr-defined]
+        share = torch.zeros(len(self.weights), dtype=torch.float64).index_add_(0, groups, lengths)
+        self.terms_per_group = per_batch * share / share.sum().clamp_min(1.0)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         row_losses = getattr(self.inner, "row_losses", None)
@@ -118,6 +138,15 @@ class GroupAggregatedTask:
         means, counts, aux = self.inner.group_losses(model, batch, len(self.weights))  # type: ignore[attr-defined]
         w = self.weights.to(means.device, means.dtype)
         n = counts.to(means.device, means.dtype)
+        if self.terms_per_group is not None:  # loss_norm="epoch": group sums over E_z, run constants
+            e = self.terms_per_group.to(means.device, means.dtype)
+            wz = torch.where((w > 0) & (e > 0), w, torch.zeros_like(w))  # [K]
+            sums = means * n  # [K]
+            if self.per_term:  # sum_z w_z S_z / sum_z w_z E_z
+                loss = (wz * sums).sum() / (wz * e).sum()
+            else:  # sum_z w_z (S_z / E_z) / sum_z w_z
+                loss = (wz * sums / e.clamp_min(1e-12)).sum() / wz.sum()
+            return loss if aux is None else loss + aux
         wz = torch.where((n > 0) & (w > 0), w * n if self.per_term else w, torch.zeros_like(w))  # [K]
         loss = (wz * means).sum() / wz.sum() if bool((wz > 0).any()) else means.sum() * 0.0
         return loss if aux is None else loss + aux

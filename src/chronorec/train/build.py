@@ -141,8 +141,8 @@ def make_training_task(config: RunConfig, dataset: Any) -> Task:
 
 
 def calibrate_task(task: Any, loader: Any) -> None:
-    """Let the task fix run constants from the training loader (``task.loss_norm=epoch``; a long-tail
-    strategy's weighted task has none: ``run_config`` refuses that option there)."""
+    """Let the task (or a long-tail strategy's weighted task) fix run constants from the training
+    loader (``task.loss_norm=epoch``: terms per batch, per group)."""
     calibrate = getattr(task, "calibrate", None)
     if calibrate is not None:
         calibrate(loader)
@@ -208,9 +208,8 @@ def run_config(
         train_values["epochs"] = epochs
     longtail = build_longtail_config(dict(overrides.get("longtail", {})))
     task_options = dict(overrides.get("task", {}))
-    if task_options.get("loss_norm", "batch") != "batch" and not trains_plain_loss(longtail):
-        raise ChronorecError(f"task.loss_norm={task_options['loss_norm']} needs the plain loss (longtail.strategy=joint, "
-                             f"or PIN's plugin phase); longtail.strategy={longtail.strategy} averages per-batch group losses")
+    if schema.task == "next_item":  # recorded, so a later change of default leaves this run as it was
+        task_options.setdefault("loss_norm", "epoch")
     return RunConfig(
         name=check_name(name) if name is not None else f"{schema.name}-{model}",
         data=str(data),

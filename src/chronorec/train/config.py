@@ -19,13 +19,23 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chronorec import atomic
 from chronorec.errors import ChronorecError, first_validation_error
 from chronorec.longtail.aggregation import LongtailConfig
 
 SECTIONS = ("model", "train", "task", "longtail")
+
+# Task options whose default changed after runs were saved: a config.json without the key was
+# trained with this value (next-item runs before session 13 averaged each batch's loss; see
+# docs/training.md, "task.loss_norm"). New runs record the value they use (build.run_config).
+LEGACY_TASK_OPTIONS: dict[str, dict[str, Any]] = {"next_item": {"loss_norm": "batch"}}
+
+
+def with_legacy_options(task: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """A saved run's task options with the values it was trained with where its config.json is silent."""
+    return {**LEGACY_TASK_OPTIONS.get(task or "", {}), **options}
 
 
 class TrainConfig(BaseModel):
@@ -70,6 +80,14 @@ class RunConfig(BaseModel):
     task_options: dict[str, Any] = Field(default_factory=dict)
     train: TrainConfig = Field(default_factory=TrainConfig)
     longtail: LongtailConfig = Field(default_factory=LongtailConfig)  # PIN and the long-tail baselines
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_task_options(cls, data: Any) -> Any:
+        """An old config.json resumes, compares and re-runs with the options it was trained with."""
+        if isinstance(data, dict) and isinstance(data.get("task_options", {}), dict):
+            data = {**data, "task_options": with_legacy_options(data.get("task"), data.get("task_options", {}))}
+        return data
 
     def save(self, path: Path) -> None:
         """Write atomically (temp file + ``os.replace``): a kill mid-write never leaves half a config."""

@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from chronorec.errors import ChronorecError, first_validation_error, warn
+from chronorec.train.config import with_legacy_options
 
 SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 TASKS = ("ctr", "next_item")
@@ -145,6 +146,8 @@ def load_experiment(path: str | Path) -> Experiment:
             raise ChronorecError(f"key 'task': a dict of task options or a task name ({', '.join(TASKS)}), "
                                  f"got {task!r}", file=path)
         raw = {k: v for k, v in raw.items() if k != "task"}
+        if isinstance(raw.get("task_options"), dict):  # trained with these where the saved file is silent
+            raw["task_options"] = with_legacy_options(task, raw["task_options"])
     try:
         exp = Experiment.model_validate(raw)
         exp._task, exp._file = (task if isinstance(task, str) else None), path

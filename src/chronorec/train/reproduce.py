@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import ValidationError
 
 from chronorec.errors import ChronorecError, warn
 from chronorec.models.registry import list_models
@@ -137,7 +138,11 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _same_config(config: Any, run_dir: Path) -> bool:
-    return _saved_config(run_dir) == config.model_dump(mode="json")
+    try:  # read as a RunConfig: an old config.json compares with the options it was trained with
+        saved = type(config).model_validate(_saved_config(run_dir)).model_dump(mode="json")
+    except ValidationError:
+        return False
+    return saved == config.model_dump(mode="json")
 
 
 def finished(config: Any, run_dir: Path) -> dict[str, Any] | None:

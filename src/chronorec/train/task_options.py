@@ -34,7 +34,7 @@ class NextItemTaskOptions(BaseModel):
     ks: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: list(DEFAULT_KS), min_length=1)
     select_metric: str = "ndcg@10"
     loss_precision: Precision = "fp32"
-    loss_norm: LossNorm = "batch"
+    loss_norm: LossNorm = "epoch"  # run_config records the value in config.json (old files: batch)
 
     @model_validator(mode="after")
     def _metric_is_computed(self) -> NextItemTaskOptions:
