@@ -286,3 +286,17 @@ def test_epoch_loss_norm_calibrated_from_a_real_loader_also_under_a_weighted_str
             assert float(per_group[z]) == pytest.approx(inner.terms_per_batch * share)
         if only is not None:
             assert float(per_group[0]) == 0.0
+
+
+def test_ce_group_is_small_for_a_small_catalogue_and_unchanged_for_a_large_one() -> None:
+    """The item-gradient group (the [group, n] logits buffer): 16 MB at most, as before, but no more
+    than 1,024 rows (down to 4 MB) where the catalogue is small, e.g. ml-100k's 1,683 items."""
+    from chronorec.train.nextitem_task import ce_chunking
+
+    rows, group = ce_chunking(3000, 1683, 4)  # ml-100k, batch 64 x ~47 positions, fp32
+    assert rows == 600 and group == 600 and group * 1683 * 4 <= 4 << 20  # was 2,400 rows, 16 MB
+    assert ce_chunking(3000, 1683, 2, pad8=True) == (600, 1200)  # bf16: 4 MB of 2-byte logits
+    assert ce_chunking(3000, 12103, 4) == (86, 344)  # amazon-beauty fp32: 4 chunks, 16 MB, as before
+    assert ce_chunking(3000, 12103, 2, pad8=True) == (88, 616)  # bf16: 7 chunks, 15 MB, as before
+    rows, group = ce_chunking(3000, 40, 4)  # a tiny catalogue: one chunk, the whole call one group
+    assert rows == 3000 and group >= 3000

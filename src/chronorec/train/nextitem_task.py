@@ -54,7 +54,10 @@ Precision = Literal["fp32", "bf16"]
 LossNorm = Literal["batch", "epoch"]
 EXCLUDE_SUFFIX = "_exclude_seen"
 CE_CHUNK_ELEMS = 1 << 20  # logits per chunk of the fused cross-entropy (4 MB in fp32)
-CE_GROUP_BYTES = 16 << 20  # logits kept for one item-gradient matmul (4M in fp32, 8M in bf16)
+CE_GROUP_BYTES = 16 << 20  # logits kept for one item-gradient matmul, at most (4M in fp32, 8M in bf16)
+# ... and fewer where 1,024 rows fit in less (a small catalogue), down to 4 MB: K = 1,024 keeps that
+# matmul efficient, and on ml-100k (1,683 items) the 16 MB buffer was 12 MB of GRU4Rec's peak
+CE_GROUP_ROWS, CE_GROUP_MIN_BYTES = 1024, 4 << 20
 _TINY_P = 1e-30  # a target probability below this has its row's loss recomputed from fp32 logits
 
 
@@ -153,17 +156,28 @@ def full_softmax_ce(
     if precision not in get_args(Precision):
         raise ValueError(f"unknown loss precision {precision!r}; choose fp32 or bf16")
     low = torch.bfloat16 if precision == "bf16" and h.dtype == torch.float32 else None
-    # equal chunks of at most `chunk_elems` logits: 380 rows in chunks of 86 would leave a last chunk
-    # of 36, padded to 86 in bf16 (13% more matmul work); 5 chunks of 76 leave none. In bf16 the row
-    # count is rounded up to a multiple of 8, which bounds the shapes oneDNN caches (see forward)
-    cap = max(1, chunk_elems // max(W.shape[0], 1))
-    n_chunks = max(1, -(-h.shape[0] // cap))
-    rows = max(1, -(-h.shape[0] // n_chunks))
-    if low is not None:
-        rows = -(-rows // 8) * 8
-    group_elems = group_bytes // (h.element_size() if low is None else torch.finfo(low).bits // 8)
-    group = rows * max(1, group_elems // (rows * max(W.shape[0], 1)))
+    size = h.element_size() if low is None else torch.finfo(low).bits // 8
+    rows, group = ce_chunking(h.shape[0], W.shape[0], size, chunk_elems, group_bytes, pad8=low is not None)
     return _FullSoftmaxCE.apply(h, W, target, rows, group, FIRST_ID, low)
+
+
+def ce_chunking(N: int, n: int, size: int, chunk_elems: int = CE_CHUNK_ELEMS, group_bytes: int = CE_GROUP_BYTES,
+                pad8: bool = False) -> tuple[int, int]:
+    """``(rows per chunk, rows per item-gradient group)`` for ``N`` terms over ``n`` items of ``size`` bytes.
+
+    Equal chunks of at most ``chunk_elems`` logits: 380 rows in chunks of 86 would leave a last chunk
+    of 36, padded to 86 in bf16 (13% more matmul work); 5 chunks of 76 leave none. In bf16 (``pad8``)
+    the row count is rounded up to a multiple of 8, which bounds the shapes oneDNN caches (see
+    forward). A group is whole chunks: ``CE_GROUP_ROWS`` rows, within 4 MB .. ``group_bytes``.
+    """
+    n = max(n, 1)
+    n_chunks = max(1, -(-N // max(1, chunk_elems // n)))
+    rows = max(1, -(-N // n_chunks))
+    if pad8:
+        rows = -(-rows // 8) * 8
+    most = group_bytes // size // n
+    least = min(CE_GROUP_MIN_BYTES // size // n, most)
+    return rows, rows * max(1, min(max(CE_GROUP_ROWS, least), most) // rows)
 
 
 class NextItemTask:
