@@ -55,7 +55,8 @@ def test_reproduce_tin_tables_and_resume(tiny_ctr_dataset: Path, tmp_path: Path,
 
     with pytest.raises(SystemExit):  # same folder, different options
         main([*argv[:-4], "--set", "train.lr=0.1", "--out", str(tmp_path), "--name", "rep"])
-    assert "different configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "different configuration (train.lr: 0.001 there, 0.1 now)" in err, err
 
 
 def test_reproduce_interpos_subset(tiny_nextitem_dataset: Path, tmp_path: Path,

@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 from pydantic import ValidationError
 
-from chronorec.errors import ChronorecError, warn
+from chronorec.errors import ChronorecError, first_validation_error, warn
 from chronorec.models.registry import list_models
 from chronorec.train import launch, tables
 from chronorec.train.runs import CONFIG, METRICS, checkpoint_path, write_json
@@ -137,12 +137,32 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
         raise ChronorecError(f"cannot read run config: {err}; remove that run folder", file=run_dir / CONFIG) from None
 
 
-def _same_config(config: Any, run_dir: Path) -> bool:
+_SET_SECTION = {"model_options": "model", "task_options": "task"}  # config.json key -> --set section
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{_SET_SECTION.get(key, key) if not prefix else key}"
+        out.update(_flat(value, name + ".") if isinstance(value, dict) and value else {name: value})
+    return out
+
+
+def config_differences(config: Any, run_dir: Path) -> list[str]:
+    """What differs between ``config`` and the run folder's saved one, as ``option: there X, now Y``
+    (``--set`` names); empty when they are the same run."""
+    raw = _saved_config(run_dir)
     try:  # read as a RunConfig: an old config.json compares with the options it was trained with
-        saved = type(config).model_validate(_saved_config(run_dir)).model_dump(mode="json")
-    except ValidationError:
-        return False
-    return saved == config.model_dump(mode="json")
+        saved = type(config).model_validate(raw).model_dump(mode="json")
+    except ValidationError as err:
+        return [f"its config.json is not a run config of this version ({first_validation_error(err)[0]})"]
+    there, now = _flat(saved), _flat(config.model_dump(mode="json"))
+    return [f"{k}: {there.get(k, '(unset)')} there, {now.get(k, '(unset)')} now"
+            for k in sorted(set(there) | set(now)) if there.get(k) != now.get(k)]
+
+
+def _same_config(config: Any, run_dir: Path) -> bool:
+    return not config_differences(config, run_dir)
 
 
 def finished(config: Any, run_dir: Path) -> dict[str, Any] | None:
@@ -155,8 +175,10 @@ def finished(config: Any, run_dir: Path) -> dict[str, Any] | None:
 def run_one(config: Any, run_dir: Path, verbose: bool) -> dict[str, Any]:
     """Train (or resume, or skip) one run folder; returns its metrics.json."""
     if (run_dir / CONFIG).is_file():
-        if not _same_config(config, run_dir):
-            raise ChronorecError(f"{run_dir} was started with a different configuration; use another --name "
+        differ = config_differences(config, run_dir)
+        if differ:
+            raise ChronorecError(f"{run_dir} was started with a different configuration ({'; '.join(differ[:3])}"
+                                 f"{'; ...' if len(differ) > 3 else ''}); give the same options, another --name, "
                                  "or remove that folder")
         if not (run_dir / METRICS).is_file():
             launch.resume(run_dir, verbose=verbose)
