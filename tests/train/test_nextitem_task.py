@@ -300,3 +300,33 @@ def test_ce_group_is_small_for_a_small_catalogue_and_unchanged_for_a_large_one()
     assert ce_chunking(3000, 12103, 2, pad8=True) == (88, 616)  # bf16: 7 chunks, 15 MB, as before
     rows, group = ce_chunking(3000, 40, 4)  # a tiny catalogue: one chunk, the whole call one group
     assert rows == 3000 and group >= 3000
+
+
+def test_window_stride_trains_each_target_once_with_more_history(tiny_nextitem_dataset, tiny_ctr_dataset) -> None:
+    """train.window_stride: overlapping training windows (every target still trained once, now with
+    at least max_len - stride behaviors before it); refused above the window or on CTR data."""
+    import numpy as np
+
+    from chronorec.errors import ChronorecError
+    from chronorec.train import build
+    from chronorec.train.config import parse_overrides
+
+    ds = None
+    loaders = {}
+    for stride in (None, 2):
+        sets = ["model.max_len=8"] + ([f"train.window_stride={stride}"] if stride else [])
+        cfg = build.run_config(tiny_nextitem_dataset, "gru4rec", parse_overrides(sets))
+        ds = ds or build.open_dataset(cfg.data)
+        loaders[stride] = build.make_train_loader(cfg, ds)
+    disjoint, sliding = loaders[None], loaders[2]
+    assert sliding.n_rows > disjoint.n_rows
+    trained = [np.sort(np.concatenate([np.arange(c, b + 1) for c, b in zip(ld.target_from, ld.end, strict=True)]))
+               for ld in (disjoint, sliding)]
+    np.testing.assert_array_equal(trained[0], trained[1])  # the same targets, each once
+    context = sliding.target_from - sliding.start  # behaviors before the first trained target (row c is predicted from rows < c)
+    full = sliding.start > ds.samples("train")["hist_start"][sliding.row_sample]  # windows not at a history's start
+    assert full.any() and (context[full] >= 8 - 2).all()
+    with pytest.raises(ChronorecError, match="window_stride=9 needs"):
+        build.run_config(tiny_nextitem_dataset, "gru4rec", parse_overrides(["model.max_len=8", "train.window_stride=9"]))
+    with pytest.raises(ChronorecError, match="window_stride=2 needs next-item data"):
+        build.run_config(tiny_ctr_dataset, "din", parse_overrides(["train.window_stride=2"]))

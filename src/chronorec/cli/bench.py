@@ -69,8 +69,7 @@ def bench_train(
     task = build.make_training_task(cfg, dataset)
     net = build.make_run_model(cfg, dataset.schema)
     optimizer = build.make_optimizer(net, tc)
-    loader = build.make_loader(dataset, "train", batch_size=tc.batch_size, shuffle=True, seed=tc.seed,
-                               max_len=tc.max_len or cfg.model_options.get("max_len"), bucket=tc.bucket)
+    loader = build.make_train_loader(cfg, dataset)
     build.calibrate_task(task, loader)
     net.train()
 

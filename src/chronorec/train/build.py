@@ -62,6 +62,7 @@ def make_loader(
     world_size: int = 1,
     bucket: bool = False,
     groups: list[int] | None = None,
+    window_stride: int | None = None,
 ) -> Any:
     """A ``BatchLoader`` over one split (``iter_epoch(epoch, start_batch=k)`` yields batches);
     ``groups`` keeps only the rows of those activity groups."""
@@ -69,8 +70,21 @@ def make_loader(
 
     return BatchLoader(
         dataset, split, batch_size=batch_size, shuffle=shuffle, seed=seed, max_len=max_len,
-        rank=rank, world_size=world_size, bucket=bucket, groups=groups,
+        rank=rank, world_size=world_size, bucket=bucket, groups=groups, window_stride=window_stride,
     )
+
+
+def train_window(config: RunConfig) -> int | None:
+    """The training history cap: ``train.max_len``, else the model's own ``max_len`` (next-item)."""
+    return config.train.max_len or config.model_options.get("max_len")
+
+
+def make_train_loader(config: RunConfig, dataset: Any, rank: int = 0, world_size: int = 1) -> Any:
+    """The run's shuffled training batches (each of ``world_size`` processes takes its share)."""
+    tc = config.train
+    return make_loader(dataset, "train", batch_size=max(1, tc.batch_size // world_size), shuffle=True, seed=tc.seed,
+                       max_len=train_window(config), rank=rank, world_size=world_size, bucket=tc.bucket,
+                       groups=train_groups(config, dataset.schema), window_stride=tc.window_stride)
 
 
 def make_eval_loader(dataset: Any, split: str, train: Any, task: Any, batch_size: int | None = None) -> Any:
@@ -210,7 +224,7 @@ def run_config(
     task_options = dict(overrides.get("task", {}))
     if schema.task == "next_item":  # recorded, so a later change of default leaves this run as it was
         task_options.setdefault("loss_norm", "epoch")
-    return RunConfig(
+    config = RunConfig(
         name=check_name(name) if name is not None else f"{schema.name}-{model}",
         data=str(data),
         cache_key=manifest_key(data),
@@ -222,3 +236,8 @@ def run_config(
         train=build_train_config(train_values),
         longtail=longtail,
     )
+    stride, window = config.train.window_stride, train_window(config)
+    if stride is not None and (schema.task != "next_item" or window is None or stride > window):
+        raise ChronorecError(f"train.window_stride={stride} needs next-item data and at most the training window "
+                             f"(train.max_len or model.max_len: {window})")
+    return config

@@ -50,6 +50,10 @@ class TrainConfig(BaseModel):
     eval_batch_size: int | None = Field(None, gt=0)  # None: the task's (CTR 1024 samples, next-item 256 sequences)
     epochs: int = Field(10, ge=1)
     max_len: int | None = Field(None, ge=1)  # history cap at batch time (None = the longest stored history)
+    # next-item training windows of a history longer than max_len start every `window_stride` targets
+    # (None = max_len: disjoint windows); each target is trained once, with at least max_len - stride
+    # behaviors before it where the history has them (1 = every target sees max_len, as RecBole's prefixes)
+    window_stride: int | None = Field(None, ge=1)
     bucket: bool = True  # train batches of similar history length: far less padding (4x faster on Amazon)
     grad_clip: float | None = Field(5.0, gt=0)  # global L2 norm; None disables clipping
     patience: int = Field(3, ge=1)  # evaluations without improvement of the selection metric

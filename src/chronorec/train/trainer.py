@@ -152,12 +152,7 @@ class Trainer:
             config.save(run_dir / CONFIG)
             write_json(run_dir / ENV, environment(tc.seed, self.threads, info.world_size, str(info.device), command))
         # next-item training windows follow the model's own max_len unless train.max_len says otherwise
-        train_len = tc.max_len or config.model_options.get("max_len")
-        self.train_loader = build.make_loader(
-            self.dataset, "train", batch_size=max(1, tc.batch_size // info.world_size), shuffle=True,
-            seed=tc.seed, max_len=train_len, rank=info.rank, world_size=info.world_size, bucket=tc.bucket,
-            groups=build.train_groups(config, self.dataset.schema),
-        )
+        self.train_loader = build.make_train_loader(config, self.dataset, info.rank, info.world_size)
         build.calibrate_task(self.task, self.train_loader)
         self.model = self.raw_model
         if info.distributed:
