@@ -51,8 +51,9 @@ class TrainConfig(BaseModel):
     epochs: int = Field(10, ge=1)
     max_len: int | None = Field(None, ge=1)  # history cap at batch time (None = the longest stored history)
     # next-item training windows of a history longer than max_len start every `window_stride` targets
-    # (None = max_len: disjoint windows); each target is trained once, with at least max_len - stride
-    # behaviors before it where the history has them (1 = every target sees max_len, as RecBole's prefixes)
+    # (None = max_len: disjoint windows); a causal model trains each target once, with at least
+    # max_len - stride behaviors before it where the history has them (1 = RecBole's prefixes);
+    # BERT4Rec masks anywhere in a window, so overlaps give it more cloze samples per epoch
     window_stride: int | None = Field(None, ge=1)
     bucket: bool = True  # train batches of similar history length: far less padding (4x faster on Amazon)
     grad_clip: float | None = Field(5.0, gt=0)  # global L2 norm; None disables clipping
