@@ -13,8 +13,9 @@ Runs ``chronorec train ARGS`` in this process with a thread that reads ``/proc/s
         --set train.batch_size=64 --set train.threads=2 --quiet --out /tmp/memory-phases
 
 The sampler thread and its lists cost ~1 MB. The CLI's OpenMP wait-policy choice is made before torch
-is imported, as ``chronorec`` does it, so the run is the CLI's run (session 13 found a probe that
-imported torch first running beside another job with spinning threads, 100x slower).
+is imported, as ``chronorec`` does it, so the run is the CLI's run (a session-13 probe that imported
+torch first ran 2 epochs in over 2 minutes instead of ~5 s beside another 2-thread job, stuck in
+backward; spinning OpenMP threads on busy cores are the likely cause).
 """
 
 from __future__ import annotations

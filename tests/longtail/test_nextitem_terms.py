@@ -96,7 +96,7 @@ def test_epoch_norm_weights_group_sums_by_expected_terms(per_term: bool) -> None
     w = [0.8, 0.2] if not per_term else [1.0, 3.0]
     agg = GroupAggregatedTask(task, w, per_term=per_term)
     # 3 rows of lengths 6, 6, 3: head rows (group 0) hold 12 of 15 terms; batch 4 -> 20 terms per batch
-    loader = SimpleNamespace(lengths=np.array([6, 6, 3]), batch_size=4, row_groups=lambda: np.array([0, 0, 1]))
+    loader = SimpleNamespace(row_terms=lambda: np.array([6, 6, 3]), batch_size=4, row_groups=lambda: np.array([0, 0, 1]))
     agg.calibrate(loader)
     assert task.terms_per_batch == 20.0
     torch.testing.assert_close(agg.terms_per_group, torch.tensor([16.0, 4.0], dtype=torch.float64))

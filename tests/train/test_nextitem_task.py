@@ -90,7 +90,7 @@ def test_epoch_loss_norm_weighs_every_term_alike_whatever_its_batch() -> None:
     mean_loss = NextItemTask(N).loss(Echo(), b)
     task = NextItemTask(N, loss_norm="epoch")
     torch.testing.assert_close(task.loss(Echo(), b), mean_loss)  # not calibrated: the plain mean
-    task.calibrate(SimpleNamespace(lengths=np.array([2, 4, 6]), batch_size=5))  # 4 x 5 = 20 terms a batch
+    task.calibrate(SimpleNamespace(row_terms=lambda: np.array([2, 4, 6]), batch_size=5))  # 4 x 5 = 20 terms a batch
     assert task.terms_per_batch == 20.0
     m = Echo()
     loss = task.loss(m, b)
@@ -99,7 +99,7 @@ def test_epoch_loss_norm_weighs_every_term_alike_whatever_its_batch() -> None:
     ref = Echo()
     (NextItemTask(N).loss(ref, b) * n_terms / 20.0).backward()
     torch.testing.assert_close(m.enc.grad, ref.enc.grad)
-    NextItemTask(N).calibrate(SimpleNamespace(lengths=np.array([2]), batch_size=5))  # "batch": a no-op
+    NextItemTask(N).calibrate(SimpleNamespace(row_terms=lambda: np.array([2]), batch_size=5))  # "batch": a no-op
     with pytest.raises(ValueError, match="loss_norm"):
         NextItemTask(N, loss_norm="tokens")
 
@@ -262,7 +262,8 @@ def test_evaluate_rejects_training_batches_and_plain_keys_without_exclusion() ->
 
 
 def test_epoch_loss_norm_calibrated_from_a_real_loader_also_under_a_weighted_strategy(tiny_nextitem_dataset) -> None:
-    """The trainer calibrates the task from its loader (terms_per_batch = batch x mean window length);
+    """The trainer calibrates the task from its loader (terms_per_batch = batch x mean trained targets
+    per row, the mean window length with the default disjoint windows);
     a long-tail strategy's weighted task splits that by the groups' shares of the loader's terms."""
     from chronorec.train import build
     from chronorec.train.config import parse_overrides
@@ -323,6 +324,10 @@ def test_window_stride_trains_each_target_once_with_more_history(tiny_nextitem_d
     trained = [np.sort(np.concatenate([np.arange(c, b + 1) for c, b in zip(ld.target_from, ld.end, strict=True)]))
                for ld in (disjoint, sliding)]
     np.testing.assert_array_equal(trained[0], trained[1])  # the same targets, each once
+    for ld in (disjoint, sliding):  # row_terms counts them per row (epoch loss norm calibrates on it)
+        assert ld.row_terms().sum() == trained[0].size and (ld.row_terms() >= 1).all()
+    np.testing.assert_array_equal(disjoint.row_terms(), disjoint.lengths)  # disjoint windows: their lengths
+    assert sliding.row_terms().max() <= 2 < sliding.lengths.max()
     context = sliding.target_from - sliding.start  # behaviors before the first trained target (row c is predicted from rows < c)
     full = sliding.start > ds.samples("train")["hist_start"][sliding.row_sample]  # windows not at a history's start
     assert full.any() and (context[full] >= 8 - 2).all()

@@ -193,6 +193,14 @@ class BatchLoader:
                 self.target_from = self.target_from[keep]
         self.lengths = np.minimum(self.end - self.start, self.max_len)
 
+    def row_terms(self) -> np.ndarray:
+        """``[n_rows]`` target positions each row trains: in sequence mode its window's targets from
+        ``target_from`` to its end (the whole window with disjoint windows, at most ``window_stride``
+        with overlapping ones), else one."""
+        if self.target_from is None:
+            return np.ones(self.n_rows, dtype=np.int64)
+        return np.asarray(self.end) - np.asarray(self.target_from) + 1
+
     def row_groups(self) -> np.ndarray:
         """``[n_rows]`` activity group of each loader row (its user's, ``ds.group_of_user``)."""
         return self.ds.group_of_user[self.samples["user"][self.row_sample]]

@@ -95,7 +95,7 @@ class GroupAggregatedTask:
 
     def calibrate(self, loader: object) -> None:
         """``loss_norm="epoch"``: the inner task's terms per batch, split by the groups' shares of
-        the loader's terms (each row counted by its window length, as the inner task counts)."""
+        the loader's terms (each row counted by the targets it trains, as the inner task counts)."""
         calibrate = getattr(self.inner, "calibrate", None)
         if calibrate is None:
             return
@@ -103,9 +103,9 @@ class GroupAggregatedTask:
         per_batch = getattr(self.inner, "terms_per_batch", None)
         if per_batch is None:
             return
-        lengths = torch.as_tensor(loader.lengths, dtype=torch.float64)  # type: ignore[attr-defined]
+        terms = torch.as_tensor(loader.row_terms(), dtype=torch.float64)  # type: ignore[attr-defined]
         groups = torch.as_tensor(loader.row_groups(), dtype=torch.int64)  # type: ignore[attr-defined]
-        share = torch.zeros(len(self.weights), dtype=torch.float64).index_add_(0, groups, lengths)
+        share = torch.zeros(len(self.weights), dtype=torch.float64).index_add_(0, groups, terms)
         self.terms_per_group = per_batch * share / share.sum().clamp_min(1.0)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:

@@ -138,18 +138,12 @@ def train_sample_share(dataset: Any) -> list[float]:
     return (counts / max(counts.sum(), 1)).tolist()
 
 
-def trains_plain_loss(lt: Any) -> bool:
-    """Whether a run with long-tail config ``lt`` trains the task's own loss (joint, or PIN's plugin
-    phase) rather than a strategy's weighting of per-batch group losses."""
-    return lt.strategy == "joint" or lt.phase == "plugins"
-
-
 def make_training_task(config: RunConfig, dataset: Any) -> Task:
     """The task whose loss the trainer minimises: the run's task, weighted per the long-tail strategy
     (joint = unchanged; PIN's plugin phase trains with the plain loss, routing does the rest)."""
     task = make_task(dataset.schema, config.task_options)
     lt = config.longtail
-    if trains_plain_loss(lt):
+    if lt.strategy == "joint" or lt.phase == "plugins":
         return task
     return strategy_task(task, lt, dataset.schema.groups, train_sample_share(dataset))  # type: ignore[return-value]
 

@@ -267,10 +267,10 @@ class NextItemTask:
 
     def calibrate(self, loader: Any) -> None:
         """``loss_norm="epoch"``: fix the run's divisor from the training loader, the mean number of
-        target positions per batch (``batch_size`` x the rows' mean window length; for BERT4Rec's
-        masked positions a constant multiple of it, which Adam does not see)."""
+        target positions per batch (``batch_size`` x the rows' mean trained targets, ``row_terms``;
+        for BERT4Rec's masked positions about a constant multiple of it, which Adam does not see)."""
         if self.loss_norm == "epoch":
-            self.terms_per_batch = max(float(loader.lengths.mean()) * loader.batch_size, 1.0)
+            self.terms_per_batch = max(float(loader.row_terms().mean()) * loader.batch_size, 1.0)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         h, t, _, aux = self._terms(model, batch)
