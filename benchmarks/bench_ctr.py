@@ -14,8 +14,9 @@ Steps (one after another, same threads, load recorded before each child):
    implement: the DIN paper's unnormalised attention weights (``model.weight_norm=none``; chronorec's
    default is the TIN code's scaled softmax). Once with a sigmoid tower (DeepCTR-Torch and FuxiCTR
    train that) and once with a Dice tower (torch-rechub's DNN is always Dice); each peer is compared
-   with the chronorec row of its own tower. ``--bf16`` adds a row with chronorec's opt-in bf16
-   activation unit (no peer has one).
+   with the chronorec row of its own tower. ``--bf16`` adds a row per tower with ``model.bf16``
+   (the activation unit's GEMMs take bfloat16 operands, fp32 elsewhere; no peer has it) and a
+   second throughput ratio of each peer against the bf16 row of its tower.
 4. ``peers/deepctr_din.py``, ``peers/rechub_din.py`` and ``peers/fuxictr_din.py`` on the export with
    the same set-up (one run, one after another).
 
@@ -63,6 +64,7 @@ COLUMNS = [
     ("test_auc", "test AUC"),
     ("test_logloss", "test logloss"),
     ("samples_per_s_x", "throughput ×"),
+    ("samples_per_s_bf16_x", "throughput × (bf16)"),
     ("cpu_s_per_1k_x", "CPU/sample ×"),
     ("peak_rss_mb_x", "RSS ×"),
     ("load", "load 1m"),
@@ -137,7 +139,8 @@ def main() -> None:
     ap.add_argument("--extra-models", nargs="*", default=[],
                     help="further chronorec CTR models to time (e.g. tin; no peer counterpart)")
     ap.add_argument("--bf16", action="store_true",
-                    help="also time chronorec DIN with its opt-in bf16 activation unit (no peer has one)")
+                    help="also time chronorec DIN with its opt-in bf16 GEMM operands in the activation unit "
+                         "(model.bf16), each tower, and give the peers' throughput ratios against those rows too")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--work", type=Path, default=RESULTS / "ctr-bench")
     args = ap.parse_args()
@@ -161,9 +164,9 @@ def main() -> None:
     ours = {t: ours_row("din", [*PEER_FORM, f"model.activation={t}"], f"chronorec DIN ({t} tower)")
             for t in towers}
     rows = list(ours.values())
-    if args.bf16:
-        rows.append(ours_row("din", [*PEER_FORM, "model.activation=sigmoid", "model.bf16=true"],
-                             "chronorec DIN (sigmoid tower, bf16 activation unit; no peer)"))
+    ours_bf16 = {t: ours_row("din", [*PEER_FORM, f"model.activation={t}", "model.bf16=true"],
+                             f"chronorec DIN ({t} tower, model.bf16)") for t in towers} if args.bf16 else {}
+    rows += ours_bf16.values()
     for model in args.extra_models:
         rows.append(ours_row(model, [], f"chronorec {model} (no peer)"))
     for label in args.peers:
@@ -175,6 +178,9 @@ def main() -> None:
             for key, higher in (("samples_per_s", True), ("cpu_s_per_1k", False),
                                 ("peak_rss_mb", False)):
                 peer[key + "_x"] = ratio(mine.get(key), peer.get(key), higher)
+            if ours_bf16:
+                peer["samples_per_s_bf16_x"] = ratio(ours_bf16[PEER_TOWER[label]].get("samples_per_s"),
+                                                     peer.get("samples_per_s"), True)
         print(f"{label}: {peer.get('samples_per_s')} samples/s", file=sys.stderr)
         rows.append(peer)
 
@@ -184,7 +190,7 @@ def main() -> None:
     notes = [f"ml-100k ctr-leave-one-out, max history 50, mean train history "
              f"{meta['mean_hist_len']['train']:.1f}; {args.epochs} epoch(s), batch 1024, "
              f"{args.threads} threads. chronorec DIN in the peers' form ({', '.join(PEER_FORM)}); "
-             "ratios: a peer vs the chronorec row with its tower activation "
+             "ratios: a peer vs the chronorec row with its tower activation (fp32; '(bf16)': the model.bf16 row) "
              f"({', '.join(f'{p}: {t}' for p, t in PEER_TOWER.items())}; > 1 = chronorec better).",
              f"Load 1m at start {info_start['loadavg']}, at end {[round(x, 2) for x in os.getloadavg()]}."]
     if args.peer_train_rows > 0:

@@ -77,6 +77,35 @@ def test_refuses_what_it_cannot_fuse() -> None:
     unit = ActivationUnit(D, [H, 4], "prelu")
     q, k, mask = torch.randn(B, D), torch.randn(B, L, D), torch.ones(B, L, dtype=torch.bool)
     assert fused_activation_pool(unit, q, k, mask, "none") is None
-    assert fused_activation_pool(ActivationUnit(D, [H, 4], bf16=True), q, k, mask, "none") is None  # autocast instead
     with pytest.raises(ValueError, match="ktable with index"):
         fused_activation_pool(ActivationUnit(D, [H]), q, None, mask, "none", ktable=torch.randn(U, D))
+
+
+@pytest.mark.parametrize("form", ["k+dense", "ktable+ptable+dense"])
+@pytest.mark.parametrize("act", ["sigmoid", "relu"])
+def test_bf16_gemm_operands_stay_within_bf16_rounding_of_fp32(form: str, act: str) -> None:
+    """``unit.bf16``: the unit's GEMMs take bf16 operands; values and every gradient stay fp32 and
+    within bf16's rounding (8 mantissa bits) of the fp32 path, and actually differ from it."""
+    unit, q, k, ktable, ptable, index, dense, mask = _case(form, act, dtype=torch.float32)
+    leaves = [t for t in (q, k, ktable, ptable, dense) if t is not None] + list(unit.parameters())
+
+    def run(bf16: bool):
+        unit.bf16 = bf16
+        u = fused_activation_pool(unit, q, k, mask, "softmax", 0.4, ktable=ktable, ptable=ptable,
+                                  index=index, dense=dense, rows=12)
+        return u, torch.autograd.grad(u, leaves, torch.ones_like(u))
+
+    (u32, g32), (u16, g16) = run(False), run(True)
+    assert u16.dtype == torch.float32 and all(g.dtype == torch.float32 for g in g16)
+    assert not torch.equal(u16, u32)  # the bf16 path was taken
+    torch.testing.assert_close(u16, u32, rtol=2e-2, atol=2e-2 * float(u32.abs().max()))
+    for a, b in zip(g16, g32, strict=True):
+        torch.testing.assert_close(a, b, rtol=3e-2, atol=3e-2 * float(b.abs().max()) + 1e-6)  # the last bias: a sum softmax makes 0
+
+
+def test_bf16_leaves_float64_exact() -> None:
+    """A float64 call ignores ``bf16`` (the rounding is a float32 speed option)."""
+    unit, q, k, *_, mask = _case("k", "sigmoid")
+    exact = fused_activation_pool(unit, q, k, mask, "none")
+    unit.bf16 = True
+    torch.testing.assert_close(fused_activation_pool(unit, q, k, mask, "none"), exact, rtol=0, atol=0)
