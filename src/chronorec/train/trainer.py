@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from chronorec.allocator import keep_heap
 from chronorec.errors import ChronorecError, warn
 from chronorec.longtail import PluginModel
 from chronorec.train import build
@@ -92,13 +93,15 @@ class TrainState:
 
 
 def configure_torch(threads: int, deterministic: bool) -> None:
-    """Process-wide torch settings of a training process (the trainer and ``chronorec bench train``).
+    """Process-wide torch (and glibc allocator) settings of a training process (the trainer and
+    ``chronorec bench train``).
 
     Deterministic mode also makes torch fill every ``torch.empty`` with NaN, a debugging aid against
     reads of uninitialised memory; chronorec writes what it allocates before reading it, so the fill
     is switched off: it rewrote the full-softmax loss's 9-18 MB logits buffer every step (GRU4Rec on
     amazon-beauty, bf16 loss: 2.9% less CPU per sample, 4 of 4 alternating rounds; DIN unchanged)."""
     torch.set_num_threads(threads)
+    keep_heap()  # glibc: training's large blocks stay on the heap (chronorec.allocator)
     # process-wide: set both ways. torch.use_deterministic_algorithms also sets inductor's config flag,
     # importing torch._dynamo to do so (71 MB, 1.1 s; chronorec.train.optim); without a compiler
     # loaded, the flag that eager kernels read is all there is to set.
