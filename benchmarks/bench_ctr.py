@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -109,6 +110,15 @@ def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace, model:
             "metrics": metrics}
 
 
+def _with_epochs(args: argparse.Namespace, epochs: int) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "epochs": epochs})
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def peer_train(label: str, export_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     venv, script, act_flag = PEER_RUNNERS[label]
     load = os.getloadavg()[0]
@@ -141,6 +151,11 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true",
                     help="also time chronorec DIN with its opt-in bf16 GEMM operands in the activation unit "
                          "(model.bf16), each tower, and give the peers' throughput ratios against those rows too")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time chronorec DIN and the peers this many rounds, one after another; rounds after "
+                         "the first train --round-epochs; samples/s and ratios are medians over rounds, each "
+                         "ratio pairing runs of one round")
+    ap.add_argument("--round-epochs", type=int, default=1, help="epochs per run in rounds after the first")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--work", type=Path, default=RESULTS / "ctr-bench")
     args = ap.parse_args()
@@ -153,37 +168,55 @@ def main() -> None:
     meta = export(prepared, export_dir, train_rows=args.peer_train_rows, seed=args.seed)
     print(f"exported: {meta}", file=sys.stderr)
 
-    def ours_row(model: str, sets: Sequence[str], label: str) -> dict[str, Any]:
-        row = chronorec_train(prepared, args.work / "runs", args, model, sets, label)
+    def ours_row(model: str, sets: Sequence[str], label: str, epochs: int) -> dict[str, Any]:
+        row = chronorec_train(prepared, args.work / "runs", _with_epochs(args, epochs), model, sets, label)
         row["train_rows"] = prep["train_samples"]
-        row["cpu_s_per_1k"] = 1000.0 * row["process_cpu_s"] / (prep["train_samples"] * args.epochs)
+        row["cpu_s_per_1k"] = 1000.0 * row["process_cpu_s"] / (prep["train_samples"] * epochs)
         print(f"{label}: {row['samples_per_s']} samples/s", file=sys.stderr)
         return row
 
-    towers = ["sigmoid", *sorted({PEER_TOWER[p] for p in args.peers} - {"sigmoid"})]
-    ours = {t: ours_row("din", [*PEER_FORM, f"model.activation={t}"], f"chronorec DIN ({t} tower)")
-            for t in towers}
-    rows = list(ours.values())
-    ours_bf16 = {t: ours_row("din", [*PEER_FORM, f"model.activation={t}", "model.bf16=true"],
-                             f"chronorec DIN ({t} tower, model.bf16)") for t in towers} if args.bf16 else {}
-    rows += ours_bf16.values()
-    for model in args.extra_models:
-        rows.append(ours_row(model, [], f"chronorec {model} (no peer)"))
-    for label in args.peers:
-        peer = peer_train(label, export_dir, args)
-        mine = ours[PEER_TOWER[label]]
-        peer["compared_with"] = mine["library"]
+    def peer_row(label: str, epochs: int) -> dict[str, Any]:
+        peer = peer_train(label, export_dir, _with_epochs(args, epochs))
         if "error" not in peer:
-            peer["cpu_s_per_1k"] = 1000.0 * peer["train_cpu_s"] / (peer["train_rows"] * args.epochs)
-            for key, higher in (("samples_per_s", True), ("cpu_s_per_1k", False),
-                                ("peak_rss_mb", False)):
-                peer[key + "_x"] = ratio(mine.get(key), peer.get(key), higher)
-            if ours_bf16:
-                peer["samples_per_s_bf16_x"] = ratio(ours_bf16[PEER_TOWER[label]].get("samples_per_s"),
-                                                     peer.get("samples_per_s"), True)
+            peer["cpu_s_per_1k"] = 1000.0 * peer["train_cpu_s"] / (peer["train_rows"] * epochs)
         print(f"{label}: {peer.get('samples_per_s')} samples/s", file=sys.stderr)
-        rows.append(peer)
+        return peer
 
+    towers = ["sigmoid", *sorted({PEER_TOWER[p] for p in args.peers} - {"sigmoid"})]
+    variants = [(t, False) for t in towers] + ([(t, True) for t in towers] if args.bf16 else [])
+
+    def din_round(epochs: int) -> tuple[dict[tuple[str, bool], dict[str, Any]], dict[str, dict[str, Any]]]:
+        """chronorec DIN in every variant, then each peer: one round, close together in time."""
+        ours = {(t, bf16): ours_row("din", [*PEER_FORM, f"model.activation={t}", *(["model.bf16=true"] if bf16 else [])],
+                                    f"chronorec DIN ({t} tower{', model.bf16' if bf16 else ''})", epochs)
+                for t, bf16 in variants}
+        return ours, {label: peer_row(label, epochs) for label in args.peers}
+
+    # this VM's speed drifts by up to 2x over minutes, so a throughput ratio pairs runs of the same
+    # round; with --rounds > 1 the table gives medians over rounds (AUC and memory: round 1)
+    rounds = [din_round(args.epochs)]
+    extras = [ours_row(model, [], f"chronorec {model} (no peer)", args.epochs) for model in args.extra_models]
+    rounds += [din_round(args.round_epochs) for _ in range(args.rounds - 1)]
+    ours, peers = rounds[0]
+    for key, row in ours.items():
+        row["samples_per_s_rounds"] = [r[0][key]["samples_per_s"] for r in rounds]
+        row["samples_per_s"] = _median(row["samples_per_s_rounds"])
+    for label, peer in peers.items():
+        tower = PEER_TOWER[label]
+        peer["compared_with"] = ours[(tower, False)]["library"]
+        if "error" in peer:
+            continue
+        peer["samples_per_s_rounds"] = [r[1][label].get("samples_per_s") for r in rounds]
+        peer["samples_per_s"] = _median(peer["samples_per_s_rounds"])
+        for key, higher in (("cpu_s_per_1k", False), ("peak_rss_mb", False)):
+            peer[key + "_x"] = ratio(ours[(tower, False)].get(key), peer.get(key), higher)
+        for bf16, col in ((False, "samples_per_s_x"), (True, "samples_per_s_bf16_x")):
+            if (tower, bf16) in ours:
+                per_round = [ratio(r[0][(tower, bf16)].get("samples_per_s"), r[1][label].get("samples_per_s"), True)
+                             for r in rounds]
+                peer[col + "_rounds"] = per_round
+                peer[col] = _median(per_round)
+    rows = [*ours.values(), *extras, *peers.values()]
     for row in rows:
         row["load"] = round(row["load"], 1)
     table = markdown_table(rows, [c for c, _ in COLUMNS], [h for _, h in COLUMNS])
@@ -193,6 +226,14 @@ def main() -> None:
              "ratios: a peer vs the chronorec row with its tower activation (fp32; '(bf16)': the model.bf16 row) "
              f"({', '.join(f'{p}: {t}' for p, t in PEER_TOWER.items())}; > 1 = chronorec better).",
              f"Load 1m at start {info_start['loadavg']}, at end {[round(x, 2) for x in os.getloadavg()]}."]
+    if args.rounds > 1:
+        spread = "; ".join(f"{p['library']}: " + ", ".join(f"{x:.2f}" for x in p.get("samples_per_s_x_rounds") or [] if x)
+                           + (" (bf16: " + ", ".join(f"{x:.2f}" for x in p["samples_per_s_bf16_x_rounds"] if x) + ")"
+                              if p.get("samples_per_s_bf16_x_rounds") else "")
+                           for p in peers.values() if "error" not in p)
+        notes.append(f"{args.rounds} rounds (round 1: {args.epochs} epoch(s), the others {args.round_epochs}); DIN "
+                     f"samples/s and throughput x are medians over rounds; per-round ratios: {spread}. AUC, "
+                     "logloss, CPU and memory: round 1.")
     if args.peer_train_rows > 0:
         notes.append(f"Peers trained on a random subset of {args.peer_train_rows:,} training rows "
                      "(throughput only): their AUC/logloss are NOT comparable with chronorec's.")
