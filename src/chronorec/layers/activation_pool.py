@@ -28,8 +28,8 @@ layer's ``W4 (q * k)`` forward, its weight and input gradients, and the hidden l
 one-output layer stays fp32: it is memory-bound). The kernels accumulate in fp32 and each product
 is added to fp32 pre-activations, gradients and accumulators; activations, weights, softmax and
 pooling stay fp32. On this machine's AVX-512-BF16 CPU those GEMMs ran 3-4x faster (``[4050, 128] x
-[128, 80]``: 111 vs 404 us, 2 threads), DIN's training step 1.24-1.37x (ml-100k, in-process
-alternating rounds) at the same test AUC (0.8509 vs 0.8508, 3 epochs).
+[128, 80]``: 111 vs 404 us, 2 threads), DIN's training 1.15-1.4x (ml-100k, paired trainer runs,
+docs/benchmark-results.md §2-s14) at the same test AUC (0.853 vs 0.851, 3 epochs).
 
 Example::
 
@@ -121,10 +121,10 @@ def _rows_low(t: Tensor, low: torch.dtype) -> Tensor:
     return out
 
 
-def _mm_rows(a: Tensor, w: Tensor, low: torch.dtype | None) -> Tensor:
-    """``a [N, K] @ w [K, M]``; with ``low`` (``w`` already in it) from ``a`` rounded to it, ``[N, M]``
-    in ``low`` (the kernel accumulates in fp32)."""
-    return a @ w if low is None else (_rows_low(a, low) @ w)[: a.shape[0]]
+def _mm_rows(a: Tensor, w: Tensor, low: torch.dtype) -> Tensor:
+    """``a [N, K] @ w [K, M]`` from ``a`` rounded to ``low`` (``w`` already in it): ``[N, M]`` in
+    ``low`` (the kernel accumulates in fp32)."""
+    return (_rows_low(a, low) @ w)[: a.shape[0]]
 
 
 class _Weights:
