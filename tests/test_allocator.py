@@ -110,9 +110,18 @@ def test_keep_heap_stops_training_steps_from_faulting_their_blocks_in_again() ->
 
 
 def test_the_trainer_keeps_the_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     from chronorec.train import trainer
 
     calls = []
     monkeypatch.setattr(trainer, "keep_heap", lambda: calls.append(True) or True)
-    trainer.configure_torch(1, True)
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn, fill = torch.is_deterministic_algorithms_warn_only_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        trainer.configure_torch(threads, det)
+    finally:  # process-wide settings: leave the rest of the suite as it was
+        torch.set_num_threads(threads)
+        torch._C._set_deterministic_algorithms(det, warn_only=warn)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
     assert calls == [True]
