@@ -34,10 +34,10 @@ from functools import cache
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-# after an evaluation pass: heap for every block, no trimming. Fixing glibc's dynamic ceiling
-# instead (32 MiB, trim 64 MiB) made BERT4Rec's training steps slower in 3 of 3 alternating pairs
-# (-3% to -17%, amazon-beauty, idle); this setting measured -14% to +27%, i.e. within this VM's noise.
-AFTER_PASS = 256 << 20
+# training (and after an evaluation pass): heap for every block, no trimming. Fixing glibc's dynamic
+# ceiling instead (32 MiB, trim 64 MiB) made BERT4Rec's training steps slower in 3 of 3 alternating
+# pairs (-3% to -17%, amazon-beauty, idle); this setting measured -14% to +27%, within this VM's noise.
+TRAINING_HEAP = 256 << 20
 
 
 @cache
@@ -70,20 +70,19 @@ def release_free_heap() -> bool:
 
 
 def keep_heap() -> bool:
-    """Training: serve blocks below :data:`AFTER_PASS` from the heap and trim it only above four times
-    that (what an evaluation pass leaves behind anyway). Returns whether the setting was applied."""
-    return set_mmap_threshold(AFTER_PASS, trim=4 * AFTER_PASS)
+    """Training: serve blocks below :data:`TRAINING_HEAP` from the heap and trim it only above four
+    times that. Returns whether the setting was applied."""
+    return set_mmap_threshold(TRAINING_HEAP, trim=4 * TRAINING_HEAP)
 
 
 @contextmanager
-def mapped_large_blocks(nbytes: int = 1 << 20, after: int = AFTER_PASS) -> Iterator[None]:
+def mapped_large_blocks(nbytes: int = 1 << 20) -> Iterator[None]:
     """Serve blocks of ``nbytes`` and more from their own mappings inside the block, after handing
-    the heap's free pages back; afterwards fix the threshold at ``after`` and the trim threshold at
-    four times that (glibc cannot go back to its dynamic rule once a threshold is set)."""
+    the heap's free pages back; afterwards back to training's setting (:func:`keep_heap`)."""
     release_free_heap()
     applied = set_mmap_threshold(nbytes)
     try:
         yield
     finally:
         if applied:
-            set_mmap_threshold(after, trim=4 * after)
+            keep_heap()

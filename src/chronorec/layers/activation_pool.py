@@ -28,8 +28,9 @@ layer's ``W4 (q * k)`` forward, its weight and input gradients, and the hidden l
 one-output layer stays fp32: it is memory-bound). The kernels accumulate in fp32 and each product
 is added to fp32 pre-activations, gradients and accumulators; activations, weights, softmax and
 pooling stay fp32. On this machine's AVX-512-BF16 CPU those GEMMs ran 3-4x faster (``[4050, 128] x
-[128, 80]``: 111 vs 404 us, 2 threads), DIN's training 1.15-1.4x (ml-100k, paired trainer runs,
-docs/benchmark-results.md §2-s14) at the same test AUC (0.853 vs 0.851, 3 epochs).
+[128, 80]``: 111 vs 404 us, 2 threads), DIN's training a median 1.29x (0.92-1.62x over 12
+paired trainer runs, ml-100k, docs/benchmark-results.md §2-s14) at the same test AUC (0.853 vs
+0.851, 3 epochs).
 
 Example::
 
@@ -127,6 +128,17 @@ def _mm_rows(a: Tensor, w: Tensor, low: torch.dtype) -> Tensor:
     return (_rows_low(a, low) @ w)[: a.shape[0]]
 
 
+def _linear_backward(g: Tensor, x: Tensor, w: Tensor, dw: Tensor, low: torch.dtype | None) -> Tensor:
+    """Layer ``y = x @ w.T`` (``x [N, in]``, ``w [out, in]``, already in ``low``): ``dw += g.T @ x``
+    and returns ``g @ w`` (``[N, in]``; in ``low`` when given)."""
+    if low is None:
+        dw.addmm_(g.T, x)
+        return g @ w
+    gl = _rows_low(g, low)
+    dw.add_(gl.T @ _rows_low(x, low))
+    return (gl @ w)[: g.shape[0]]
+
+
 class _Weights:
     """The unit's weights as its GEMMs take them: ``w4`` and the hidden layers' weights rounded to
     ``low`` once per call (``lows[j]``: layer j's GEMM dtype, None = fp32; j = 0 is the first layer)."""
@@ -220,24 +232,11 @@ class _ActivationPool(torch.autograd.Function):
             # the unit's MLP, last layer first; layer j reads hs[j + 1] (hs = [p, h1, h2, ...])
             g = ds.reshape(-1, 1)  # [N, 1]
             for j in range(len(ws.weights) - 1, -1, -1):
-                h, lo, N = hs[j + 1], ws.lows[j + 1], g.shape[0]
+                h = hs[j + 1]
                 drest[2 * j + 1].add_(g.sum(0))
-                if lo is None:
-                    drest[2 * j].addmm_(g.T, h)
-                    g = g @ ws.weights[j]
-                else:
-                    gl = _rows_low(g, lo)
-                    drest[2 * j].add_(gl.T @ _rows_low(h, lo))
-                    g = (gl @ ws.weights[j])[:N]
-                g = _act_grad(g, h, act)  # [N, in_j], fp32
+                g = _act_grad(_linear_backward(g, h, ws.weights[j], drest[2 * j], ws.lows[j + 1]), h, act)  # [N, in_j], fp32
             # g: gradient of the first layer's pre-activation, [N, H]
-            if low is None:
-                dw4.addmm_(g.T, hs[0])
-                dp = (g @ ws.w4).view(n, L, D)  # [n, L, D]
-            else:
-                gl = _rows_low(g, low)
-                dw4.add_(gl.T @ _rows_low(hs[0], low))
-                dp = (gl @ ws.w4)[: g.shape[0]].view(n, L, D).to(q.dtype)
+            dp = _linear_backward(g, hs[0], ws.w4, dw4, low).view(n, L, D).to(q.dtype)  # [n, L, D]
             torch.sum(g.view(n, L, -1), dim=1, out=dhq[sl])
             if dptable is not None:
                 dptable.index_add_(0, flat, g)
