@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
+import sys
 import time
 import warnings
 from typing import Any
@@ -83,6 +85,9 @@ def main() -> None:
         def on_epoch(epoch: int, score: float) -> None:
             history.append({"epoch": epoch, "valid_ndcg10": float(score),
                             "elapsed_s": time.perf_counter() - fit_start})
+            # One line per epoch on stderr, so a long run killed before its end still says how far it got.
+            print(json.dumps({"progress": history[-1], "train_s": round(train_s[-1][0], 3)}),
+                  file=sys.stderr, flush=True)
             if args.reload == "memory" and score > best["score"]:
                 best["score"] = score
                 best["state"] = copy.deepcopy(model.state_dict())
