@@ -38,8 +38,11 @@ def test_good_options_are_coerced_and_only_given_keys_kept() -> None:
     assert got == {"exclude_seen": True, "select_metric": "mrr@20_exclude_seen"}
     assert check_task_options("ctr", {"gauc_weight": "clicks"}) == {"gauc_weight": "clicks"}
     assert check_task_options("next_item", None) == {}
+    assert check_task_options("ctr", {"select_metric": "auc"}) == {"select_metric": "auc"}
     with pytest.raises(ChronorecError, match="not an option of the ctr task"):
-        check_task_options("ctr", {"select_metric": "auc"})
+        check_task_options("ctr", {"exclude_seen": True})
+    with pytest.raises(ChronorecError, match="select_metric"):
+        check_task_options("ctr", {"select_metric": "logloss"})  # lower is better: not a selection metric
 
 
 def test_train_cli_refuses_bad_task_option_before_training(tiny_nextitem_dataset: Path, tmp_path: Path,

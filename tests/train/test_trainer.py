@@ -55,6 +55,17 @@ def test_run_folder_layout_and_learning(fake_env: object, fake_config: ConfigFac
     assert {"model", "optimizer", "rng", "best_metric", "patience_counter", "global_step"} <= set(ckpt)
 
 
+def test_ctr_selection_on_valid_auc(fake_env: object, fake_config: ConfigFactory, tmp_path: Path) -> None:
+    """``task.select_metric=auc``: the best epoch is the one of highest valid AUC (DIN's peers select so)."""
+    cfg = fake_config(epochs=4).model_copy(update={"task_options": {"select_metric": "auc"}})
+    run_dir = train(cfg, out=tmp_path, verbose=False)
+    m = _metrics(run_dir)
+    lines = MetricsLog(run_dir / "metrics.jsonl").read()[:4]
+    best = max(lines, key=lambda r: r["metrics"]["auc"])
+    assert best["epoch"] != max(lines, key=lambda r: r["metrics"]["gauc"])["epoch"]  # the choice matters here
+    assert m["select_metric"] == "auc" and m["best_epoch"] == best["epoch"] and m["valid"] == best["metrics"]
+
+
 def test_load_run_reproduces_test_metrics(fake_env: object, fake_config: ConfigFactory, tmp_path: Path) -> None:
     run_dir = train(fake_config(epochs=2), out=tmp_path, verbose=False)
     loaded = load_run(run_dir)

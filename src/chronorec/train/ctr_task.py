@@ -1,7 +1,7 @@
 """Pointwise click prediction (the TIN paper's task): BCE on one logit per (history, target) row.
 
 ``loss``     mean binary cross-entropy with logits, plus the model's auxiliary loss (DIEN) if any.
-``evaluate`` GAUC (the selection metric), AUC and logloss over the split, and the same per activity
+``evaluate`` GAUC (the selection metric by default; ``task.select_metric=auc``), AUC and logloss over the split, and the same per activity
              group (``batch.group`` indexes the schema's group names: head, ..., tail).
 ``predict``  one row per sample, in split order: ``index`` (row in the split's samples file),
              ``user``, ``item`` (internal ids), ``label`` and ``score`` (click probability).
@@ -25,12 +25,13 @@ class CTRTask:
     """The Task protocol for CTR models (``ModelOutput.logits: [B]``)."""
 
     name = "ctr"
-    select_metric = "gauc"
     eval_batch_size = 1024  # samples: one target and one history each
 
-    def __init__(self, group_names: list[str] | None = None, gauc_weight: GaucWeight = "impressions") -> None:
+    def __init__(self, group_names: list[str] | None = None, gauc_weight: GaucWeight = "impressions",
+                 select_metric: str = "gauc") -> None:
         self.group_names = list(group_names or [])
         self.gauc_weight: GaucWeight = gauc_weight
+        self.select_metric = select_metric  # "gauc" (the TIN paper's) or "auc" (what DIN's peers select on)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         out = model(batch)

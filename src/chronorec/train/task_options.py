@@ -9,7 +9,7 @@ a string) or failed only after the first epoch (``task.select_metric=hit@7`` as 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -23,6 +23,7 @@ class CTRTaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gauc_weight: GaucWeight = "impressions"
+    select_metric: Literal["gauc", "auc"] = "gauc"
 
 
 class NextItemTaskOptions(BaseModel):
