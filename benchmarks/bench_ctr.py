@@ -27,7 +27,12 @@ peak RSS of the child, test AUC and log loss (best-on-valid). Ratios: chronorec 
 (throughput), peer / chronorec (CPU per sample, RSS). Goal: >= 5x peers' throughput at equal or
 better AUC.
 
+Every library keeps its best epoch on valid AUC and is tested there. ``--seeds N`` repeats the
+round-1 runs (DIN and peers, ``--epochs`` each) with N - 1 further seeds, accuracy only, and gives
+test AUC as mean ± std.
+
     /work/main/.venv/bin/python benchmarks/bench_ctr.py [--epochs 1] [--peer-train-rows 0]
+    /work/main/.venv/bin/python benchmarks/bench_ctr.py --epochs 8 --bf16 --rounds 3 --seeds 3
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ PEER_RUNNERS = {"deepctr-torch": ("deepctr", "deepctr_din.py", "--activation"),
 # constraint); the others use sigmoid in both the attention MLP and the tower, as chronorec does
 PEER_TOWER = {"deepctr-torch": "sigmoid", "torch-rechub": "dice", "fuxictr": "sigmoid"}
 # chronorec DIN in the form all three peers implement: the DIN paper's unnormalised attention
-# weights (chronorec's default is the TIN code's scaled softmax, model.weight_norm=softmax)
-PEER_FORM = ("model.weight_norm=none",)
+# weights (chronorec's default is the TIN code's scaled softmax, model.weight_norm=softmax),
+# and their early selection: the best epoch on valid AUC (chronorec's default is valid GAUC)
+PEER_FORM = ("model.weight_norm=none", "task.select_metric=auc")
 COLUMNS = [
     ("library", "library"),
     ("train_rows", "train rows"),
@@ -64,6 +70,7 @@ COLUMNS = [
     ("peak_rss_mb", "peak RSS MB"),
     ("test_auc", "test AUC"),
     ("test_logloss", "test logloss"),
+    ("test_auc_mean_std", "test AUC, seeds"),
     ("samples_per_s_x", "throughput ×"),
     ("samples_per_s_bf16_x", "throughput × (bf16)"),
     ("cpu_s_per_1k_x", "CPU/sample ×"),
@@ -110,8 +117,17 @@ def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace, model:
             "metrics": metrics}
 
 
-def _with_epochs(args: argparse.Namespace, epochs: int) -> argparse.Namespace:
-    return argparse.Namespace(**{**vars(args), "epochs": epochs})
+def _with_epochs(args: argparse.Namespace, epochs: int, seed: int | None = None) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "epochs": epochs, "seed": args.seed if seed is None else seed})
+
+
+def _mean_std(values: Sequence[float | None]) -> str | None:
+    """``"mean ± std (n)"`` of the known values (sample std), None when there are none."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    std = statistics.stdev(known) if len(known) > 1 else 0.0
+    return f"{statistics.fmean(known):.4f} ± {std:.4f} ({len(known)})"
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -125,7 +141,7 @@ def peer_train(label: str, export_dir: Path, args: argparse.Namespace) -> dict[s
     cmd = peer_command(venv, script, "--data", export_dir, "--epochs", args.epochs,
                        "--max-len", args.max_history, "--batch-size", 1024, "--lr", 1e-3,
                        "--emb-dim", 64, "--att-hidden", "80,40", "--dnn-hidden", "80,40",
-                       act_flag, "sigmoid", "--threads", args.threads)
+                       act_flag, "sigmoid", "--threads", args.threads, "--seed", args.seed)
     r = run_json(cmd, timeout=args.timeout, threads=args.threads)
     if not r.ok:
         return {"library": label, "error": r.stderr_tail[-1500:], "load": load}
@@ -156,6 +172,9 @@ def main() -> None:
                          "the first train --round-epochs; samples/s and ratios are medians over rounds, each "
                          "ratio pairing runs of one round")
     ap.add_argument("--round-epochs", type=int, default=1, help="epochs per run in rounds after the first")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="test AUC over this many seeds (--seed, --seed+1, ...): after the timed rounds, DIN "
+                         "and each peer train --epochs again with every further seed (accuracy only, not timed)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--work", type=Path, default=RESULTS / "ctr-bench")
     args = ap.parse_args()
@@ -168,15 +187,15 @@ def main() -> None:
     meta = export(prepared, export_dir, train_rows=args.peer_train_rows, seed=args.seed)
     print(f"exported: {meta}", file=sys.stderr)
 
-    def ours_row(model: str, sets: Sequence[str], label: str, epochs: int) -> dict[str, Any]:
-        row = chronorec_train(prepared, args.work / "runs", _with_epochs(args, epochs), model, sets, label)
+    def ours_row(model: str, sets: Sequence[str], label: str, epochs: int, seed: int | None = None) -> dict[str, Any]:
+        row = chronorec_train(prepared, args.work / "runs", _with_epochs(args, epochs, seed), model, sets, label)
         row["train_rows"] = prep["train_samples"]
         row["cpu_s_per_1k"] = 1000.0 * row["process_cpu_s"] / (prep["train_samples"] * epochs)
         print(f"{label}: {row['samples_per_s']} samples/s", file=sys.stderr)
         return row
 
-    def peer_row(label: str, epochs: int) -> dict[str, Any]:
-        peer = peer_train(label, export_dir, _with_epochs(args, epochs))
+    def peer_row(label: str, epochs: int, seed: int | None = None) -> dict[str, Any]:
+        peer = peer_train(label, export_dir, _with_epochs(args, epochs, seed))
         if "error" not in peer:
             peer["cpu_s_per_1k"] = 1000.0 * peer["train_cpu_s"] / (peer["train_rows"] * epochs)
         print(f"{label}: {peer.get('samples_per_s')} samples/s", file=sys.stderr)
@@ -185,12 +204,13 @@ def main() -> None:
     towers = ["sigmoid", *sorted({PEER_TOWER[p] for p in args.peers} - {"sigmoid"})]
     variants = [(t, False) for t in towers] + ([(t, True) for t in towers] if args.bf16 else [])
 
-    def din_round(epochs: int) -> tuple[dict[tuple[str, bool], dict[str, Any]], dict[str, dict[str, Any]]]:
+    def din_round(epochs: int, seed: int | None = None) -> tuple[dict[tuple[str, bool], dict[str, Any]],
+                                                                 dict[str, dict[str, Any]]]:
         """chronorec DIN in every variant, then each peer: one round, close together in time."""
         ours = {(t, bf16): ours_row("din", [*PEER_FORM, f"model.activation={t}", *(["model.bf16=true"] if bf16 else [])],
-                                    f"chronorec DIN ({t} tower{', model.bf16' if bf16 else ''})", epochs)
+                                    f"chronorec DIN ({t} tower{', model.bf16' if bf16 else ''})", epochs, seed)
                 for t, bf16 in variants}
-        return ours, {label: peer_row(label, epochs) for label in args.peers}
+        return ours, {label: peer_row(label, epochs, seed) for label in args.peers}
 
     # this VM's speed drifts by up to 2x over minutes, so a throughput ratio pairs runs of the same
     # round; with --rounds > 1 the table gives medians over rounds (AUC and memory: round 1)
@@ -198,6 +218,12 @@ def main() -> None:
     extras = [ours_row(model, [], f"chronorec {model} (no peer)", args.epochs) for model in args.extra_models]
     rounds += [din_round(args.round_epochs) for _ in range(args.rounds - 1)]
     ours, peers = rounds[0]
+    # accuracy over seeds: the same runs as round 1 with further seeds (their speed is not used)
+    seeded = [din_round(args.epochs, args.seed + i) for i in range(1, args.seeds)]
+    for key, row in [*ours.items(), *peers.items()]:
+        row["test_auc_seeds"] = [row.get("test_auc"), *((r[0] if key in r[0] else r[1])[key].get("test_auc")
+                                                        for r in seeded)]
+        row["test_auc_mean_std"] = _mean_std(row["test_auc_seeds"])
     for key, row in ours.items():
         row["samples_per_s_rounds"] = [r[0][key]["samples_per_s"] for r in rounds]
         row["samples_per_s"] = _median(row["samples_per_s_rounds"])
@@ -234,6 +260,9 @@ def main() -> None:
         notes.append(f"{args.rounds} rounds (round 1: {args.epochs} epoch(s), the others {args.round_epochs}); DIN "
                      f"samples/s and throughput x are medians over rounds; per-round ratios: {spread}. AUC, "
                      "logloss, CPU and memory: round 1.")
+    if args.seeds > 1:
+        notes.append(f"test AUC, seeds: mean ± sample std over seeds {args.seed}..{args.seed + args.seeds - 1}, "
+                     f"each {args.epochs} epoch(s) and tested at its best epoch on valid AUC (round 1 is the first seed).")
     if args.peer_train_rows > 0:
         notes.append(f"Peers trained on a random subset of {args.peer_train_rows:,} training rows "
                      "(throughput only): their AUC/logloss are NOT comparable with chronorec's.")
