@@ -128,6 +128,17 @@ def test_fused_pools_match_the_composed_ops_with_gradients() -> None:
     assert (fused[1][~mask] == 0).all()  # padded logits get no gradient
 
 
+def _assert_same_logits_and_grads(m: nn.Module, b: Batch, reference: Callable[[], Tensor]) -> None:
+    """``m(b).logits`` and every parameter's gradient equal those of ``reference()``."""
+    out = m(b).logits
+    grads = torch.autograd.grad(out.sum(), list(m.parameters()))
+    ref = reference()
+    ref_grads = torch.autograd.grad(ref.sum(), list(m.parameters()))
+    torch.testing.assert_close(out, ref)
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("temporal", ["none", "ttep", "calendar"])
 def test_din_distinct_key_projection_equals_the_plain_unit(temporal: str) -> None:
     """DIN's forward projects each distinct (item, side) tuple and temporal row once; the logits
@@ -143,13 +154,7 @@ def test_din_distinct_key_projection_equals_the_plain_unit(temporal: str) -> Non
         u = attention_pool(masked_softmax(s / math.sqrt(m.D), b.mask), e)
         return m._logit(u, v, b)
 
-    out = m(b).logits
-    grads = torch.autograd.grad(out.sum(), list(m.parameters()))
-    ref = reference()
-    ref_grads = torch.autograd.grad(ref.sum(), list(m.parameters()))
-    torch.testing.assert_close(out, ref)
-    for got, want in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(got, want)
+    _assert_same_logits_and_grads(m, b, reference)
 
 
 @pytest.mark.parametrize("temporal", ["none", "ttep"])
@@ -172,10 +177,4 @@ def test_din_per_field_units_attend_over_their_own_slice(temporal: str, act: str
             pooled.append(attention_pool(masked_softmax(s / math.sqrt(8), b.mask), e[..., sl]))
         return m._logit(torch.cat(pooled, dim=-1), v, b)
 
-    out = m(b).logits
-    grads = torch.autograd.grad(out.sum(), list(m.parameters()))
-    ref = reference()
-    ref_grads = torch.autograd.grad(ref.sum(), list(m.parameters()))
-    torch.testing.assert_close(out, ref)
-    for got, want in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(got, want)
+    _assert_same_logits_and_grads(m, b, reference)
