@@ -117,8 +117,14 @@ def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace, model:
             "metrics": metrics}
 
 
-def _with_epochs(args: argparse.Namespace, epochs: int, seed: int | None = None) -> argparse.Namespace:
+def _run_args(args: argparse.Namespace, epochs: int, seed: int | None = None) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), "epochs": epochs, "seed": args.seed if seed is None else seed})
+
+
+def _add_seed_aucs(row: dict[str, Any], later: Sequence[dict[str, Any]]) -> None:
+    """``row``'s test AUC and those of the same run with later seeds, and their mean ± std."""
+    row["test_auc_seeds"] = [row.get("test_auc"), *(r.get("test_auc") for r in later)]
+    row["test_auc_mean_std"] = _mean_std(row["test_auc_seeds"])
 
 
 def _mean_std(values: Sequence[float | None]) -> str | None:
@@ -188,14 +194,14 @@ def main() -> None:
     print(f"exported: {meta}", file=sys.stderr)
 
     def ours_row(model: str, sets: Sequence[str], label: str, epochs: int, seed: int | None = None) -> dict[str, Any]:
-        row = chronorec_train(prepared, args.work / "runs", _with_epochs(args, epochs, seed), model, sets, label)
+        row = chronorec_train(prepared, args.work / "runs", _run_args(args, epochs, seed), model, sets, label)
         row["train_rows"] = prep["train_samples"]
         row["cpu_s_per_1k"] = 1000.0 * row["process_cpu_s"] / (prep["train_samples"] * epochs)
         print(f"{label}: {row['samples_per_s']} samples/s", file=sys.stderr)
         return row
 
     def peer_row(label: str, epochs: int, seed: int | None = None) -> dict[str, Any]:
-        peer = peer_train(label, export_dir, _with_epochs(args, epochs, seed))
+        peer = peer_train(label, export_dir, _run_args(args, epochs, seed))
         if "error" not in peer:
             peer["cpu_s_per_1k"] = 1000.0 * peer["train_cpu_s"] / (peer["train_rows"] * epochs)
         print(f"{label}: {peer.get('samples_per_s')} samples/s", file=sys.stderr)
@@ -220,10 +226,10 @@ def main() -> None:
     ours, peers = rounds[0]
     # accuracy over seeds: the same runs as round 1 with further seeds (their speed is not used)
     seeded = [din_round(args.epochs, args.seed + i) for i in range(1, args.seeds)]
-    for key, row in [*ours.items(), *peers.items()]:
-        row["test_auc_seeds"] = [row.get("test_auc"), *((r[0] if key in r[0] else r[1])[key].get("test_auc")
-                                                        for r in seeded)]
-        row["test_auc_mean_std"] = _mean_std(row["test_auc_seeds"])
+    for key, row in ours.items():
+        _add_seed_aucs(row, [r[0][key] for r in seeded])
+    for label, row in peers.items():
+        _add_seed_aucs(row, [r[1][label] for r in seeded])
     for key, row in ours.items():
         row["samples_per_s_rounds"] = [r[0][key]["samples_per_s"] for r in rounds]
         row["samples_per_s"] = _median(row["samples_per_s_rounds"])
