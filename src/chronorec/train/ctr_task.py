@@ -1,8 +1,9 @@
 """Pointwise click prediction (the TIN paper's task): BCE on one logit per (history, target) row.
 
 ``loss``     mean binary cross-entropy with logits, plus the model's auxiliary loss (DIEN) if any.
-``evaluate`` GAUC (the selection metric by default; ``task.select_metric=auc``), AUC and logloss over the split, and the same per activity
-             group (``batch.group`` indexes the schema's group names: head, ..., tail).
+``evaluate`` GAUC (the selection metric by default; ``task.select_metric=auc``), AUC and logloss
+             over the split, and the same per activity group (``batch.group`` indexes the schema's
+             group names: head, ..., tail).
 ``predict``  one row per sample, in split order: ``index`` (row in the split's samples file),
              ``user``, ``item`` (internal ids), ``label`` and ``score`` (click probability).
 """

@@ -62,12 +62,11 @@ class DIN(CTRBase):
 
     def __init__(self, schema: DatasetSchema, cfg: DINConfig) -> None:
         super().__init__(schema, cfg)
-        if cfg.att_per_field:
-            widths = [self.embed.dim] * len(self.embed.fields)
+        if cfg.att_per_field:  # field f is columns [f*d, (f+1)*d) of the [item; side...] embedding
+            d = self.embed.dim
             self.units = torch.nn.ModuleList(
-                ActivationUnit(w, cfg.att_hidden, cfg.att_activation, bf16=cfg.bf16) for w in widths)
-            starts = [sum(widths[:i]) for i in range(len(widths))]
-            self.slices = [slice(a, a + w) for a, w in zip(starts, widths, strict=True)]
+                ActivationUnit(d, cfg.att_hidden, cfg.att_activation, bf16=cfg.bf16) for _ in self.embed.fields)
+            self.slices = [slice(f * d, (f + 1) * d) for f in range(len(self.embed.fields))]
         else:
             self.unit = ActivationUnit(self.D, cfg.att_hidden, cfg.att_activation, bf16=cfg.bf16)
             self.units, self.slices = [self.unit], [slice(None)]
