@@ -49,7 +49,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CHRONOREC, RESULTS, data_root, machine_info, markdown_table, peer_command, ratio, run_json
+from common import (
+    CHRONOREC,
+    RESULTS,
+    data_root,
+    machine_info,
+    markdown_table,
+    mean_std,
+    peer_command,
+    ratio,
+    run_json,
+)
 from export_ctr import export
 
 PEER_RUNNERS = {"deepctr-torch": ("deepctr", "deepctr_din.py", "--activation"),
@@ -124,16 +134,7 @@ def _run_args(args: argparse.Namespace, epochs: int, seed: int | None = None) ->
 def _add_seed_aucs(row: dict[str, Any], later: Sequence[dict[str, Any]]) -> None:
     """``row``'s test AUC and those of the same run with later seeds, and their mean ± std."""
     row["test_auc_seeds"] = [row.get("test_auc"), *(r.get("test_auc") for r in later)]
-    row["test_auc_mean_std"] = _mean_std(row["test_auc_seeds"])
-
-
-def _mean_std(values: Sequence[float | None]) -> str | None:
-    """``"mean ± std (n)"`` of the known values (sample std), None when there are none."""
-    known = [v for v in values if v is not None]
-    if not known:
-        return None
-    std = statistics.stdev(known) if len(known) > 1 else 0.0
-    return f"{statistics.fmean(known):.4f} ± {std:.4f} ({len(known)})"
+    row["test_auc_mean_std"] = mean_std(row["test_auc_seeds"])
 
 
 def _median(values: Sequence[float | None]) -> float | None:

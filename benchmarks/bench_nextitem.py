@@ -21,7 +21,14 @@ epochs run, peak RSS of the child, test NDCG@10, and chronorec's valid NDCG@10 a
 number of epochs as RecBole. Per-epoch times compare directly; test NDCG compares chronorec's
 early-stopped model with RecBole's N-epoch model, which is not a like-for-like accuracy claim.
 
-    /work/main/.venv/bin/python benchmarks/bench_nextitem.py [--datasets ml-100k] [--epochs 50]
+Accuracy at convergence: ``--seeds N`` trains each chronorec model again with seeds ``--seed + 1
+.. --seed + N - 1`` (accuracy only; their times are not used) and reports test NDCG@10 mean ± std;
+``--peer-reference FILE ...`` adds rows from earlier ``recbole_train.py`` results (one JSON line
+each, e.g. a RecBole run to convergence, hours per model) for the matching dataset and model,
+flagged as earlier runs, so the table sets converged accuracy beside same-run speed.
+
+    /work/main/.venv/bin/python benchmarks/bench_nextitem.py [--datasets ml-100k] [--epochs 50] \
+        [--seeds 3] [--peer-reference recbole-SASRec-converged.json]
 """
 
 from __future__ import annotations
@@ -40,8 +47,10 @@ from common import (
     RESULTS,
     data_root,
     ensure_atomic,
+    last_json_line,
     machine_info,
     markdown_table,
+    mean_std,
     peer_command,
     ratio,
     run_json,
@@ -58,7 +67,8 @@ COLUMNS = [
     ("epochs_run", "epochs run"), ("best_epoch", "best epoch"),
     ("time_to_best_s", "time to best s"), ("best_valid_ndcg10", "best valid NDCG@10"),
     ("time_to_peer_valid_s", "time to RecBole's best valid s"), ("peak_rss_mb", "peak RSS MB"),
-    ("test_ndcg10", "test NDCG@10"), ("valid_ndcg10_at_peer_epochs", "valid NDCG@10 at peer's N"),
+    ("test_ndcg10", "test NDCG@10"), ("test_ndcg10_mean_std", "test NDCG@10, seeds"),
+    ("valid_ndcg10_at_peer_epochs", "valid NDCG@10 at peer's N"),
     ("s_per_epoch_x", "epoch time ×"), ("cpu_s_per_epoch_x", "CPU/epoch ×"),
     ("peak_rss_mb_x", "RSS ×"), ("load", "load 1m"), ("note", "note"),
 ]
@@ -121,6 +131,30 @@ def chronorec_run(dataset: str, prepared: Path, model: str, args: argparse.Names
     return row
 
 
+def seed_repeats(dataset: str, prepared: Path, model: str, row: dict[str, Any],
+                 args: argparse.Namespace) -> None:
+    """Train ``model`` again with ``args.seeds - 1`` further seeds; add test NDCG@10 per seed and mean ± std."""
+    later = [chronorec_run(dataset, prepared, model, argparse.Namespace(**{**vars(args), "seed": args.seed + i}))
+             for i in range(1, args.seeds)]
+    row["test_ndcg10_seeds"] = [row.get("test_ndcg10"), *(r.get("test_ndcg10") for r in later)]
+    row["test_ndcg10_mean_std"] = mean_std(row["test_ndcg10_seeds"])
+    row["seed_run_dirs"] = [r.get("run_dir") or r.get("note") for r in later]
+
+
+def reference_rows(dataset: str, model: str, paths: list[Path]) -> list[dict[str, Any]]:
+    """Rows of earlier RecBole results (``recbole_train.py`` output files) for this dataset and model."""
+    rows = []
+    for path in paths:
+        res = last_json_line(path.read_text())
+        if res is None:
+            raise SystemExit(f"--peer-reference {path}: no JSON result line in the file")
+        if res.get("dataset") == dataset and res.get("model") == MODELS[model][0]:
+            rows.append(recbole_row(dataset, model, res, None, None,
+                                    f"EARLIER run ({path.name}), {len(res.get('train_s_epochs') or [])} epochs"
+                                    + (f", seed {res['seed']}" if "seed" in res else "")))
+    return rows
+
+
 def recbole_row(dataset: str, model: str, res: dict[str, Any], peak_rss: float | None,
                 load: float | None, note: str) -> dict[str, Any]:
     epochs = len(res.get("train_s_epochs") or []) or res.get("epochs")
@@ -177,6 +211,10 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="extra chronorec override for every chronorec run, e.g. task.loss_precision=bf16")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="chronorec test NDCG@10 over this many seeds (--seed, --seed+1, ...), accuracy only")
+    ap.add_argument("--peer-reference", type=Path, nargs="*", default=[], metavar="FILE",
+                    help="earlier recbole_train.py results (e.g. run to convergence) to add as reference rows")
     ap.add_argument("--timeout", type=float, default=4 * 3600.0, help="seconds per child run")
     ap.add_argument("--atomic-root", type=Path, default=RESULTS / "atomic")
     ap.add_argument("--work", type=Path, default=RESULTS / "nextitem-bench")
@@ -196,11 +234,14 @@ def main() -> None:
             args.peer_epochs_for_compare = (peer or {}).get("epochs_run") or args.peer_epochs
             args.peer_valid_for_compare = (peer or {}).get("best_valid_ndcg10")
             ours = chronorec_run(dataset, prepared, model, args)
+            if args.seeds > 1:
+                seed_repeats(dataset, prepared, model, ours, args)
             rows.append(ours)
             if peer is not None:
                 for key in ("s_per_epoch", "cpu_s_per_epoch", "peak_rss_mb"):
                     peer[key + "_x"] = ratio(ours.get(key), peer.get(key), False)
                 rows.append(peer)
+            rows.extend(reference_rows(dataset, model, args.peer_reference))
             print(f"{dataset} {model}: done (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
             _write(stamp, args, info_start, rows)
 

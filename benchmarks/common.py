@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -223,6 +224,15 @@ def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> f
     if ours is None or theirs is None or ours == 0 or theirs == 0:
         return None
     return ours / theirs if higher_is_better else theirs / ours
+
+
+def mean_std(values: Sequence[float | None]) -> str | None:
+    """``"mean ± std (n)"`` of the known values (sample std), None when there are none."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    std = statistics.stdev(known) if len(known) > 1 else 0.0
+    return f"{statistics.fmean(known):.4f} ± {std:.4f} ({len(known)})"
 
 
 def fmt(value: Any, digits: int = 3) -> str:

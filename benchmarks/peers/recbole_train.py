@@ -115,6 +115,7 @@ def main() -> None:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "max_len": args.max_len,
+        "seed": config["seed"],
         "n_params": n_params,
         "train_s_per_epoch": _mean(w for w, _ in train_s),
         "train_cpu_s_per_epoch": _mean(c for _, c in train_s),
