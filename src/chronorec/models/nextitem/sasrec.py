@@ -12,8 +12,11 @@ dropout), GELU, max_len 50, N(0, 0.02) init. INTERPOS's released SASRec configs 
 set ``dim: 128`` to reproduce them.
 
 Deviations: one dropout rate for hidden and attention dropout (the shared encoder has one);
-LayerNorm eps 1e-5 instead of RecBole's 1e-12; every position is trained in one pass (RecBole
-re-encodes every prefix), which gives the same targets and gradients up to batching.
+LayerNorm eps 1e-5 instead of RecBole's 1e-12; every position is trained in one pass where RecBole
+re-encodes every prefix. The targets are the same; their context is the same only within the first
+``max_len`` events of a history: later, disjoint windows (the default) give a window's first targets
+few behaviors, where RecBole's prefixes give each target its ``max_len`` latest.
+``train.window_stride=1`` trains exactly RecBole's prefixes (one target per window), at RecBole's cost.
 """
 
 from __future__ import annotations
