@@ -56,3 +56,20 @@ def test_extra_attention_mask_restricts() -> None:
     x2 = x.clone()
     x2[:, 3:] += 1.0
     torch.testing.assert_close(enc(x2, mask, attn_mask=same)[:, :3], y[:, :3])
+
+
+def test_ffn_dropout_zero_is_recboles_feed_forward() -> None:
+    """``ffn_dropout=0`` drops nothing inside the feed-forward (RecBole's layout) and keeps the
+    parameter names of the default block, so a checkpoint loads either way."""
+    torch.manual_seed(0)
+    default = TransformerBlock(8, 2, 16, dropout=0.5).train()
+    recbole = TransformerBlock(8, 2, 16, dropout=0.5, ffn_dropout=0.0).train()
+    assert list(default.state_dict()) == list(recbole.state_dict())
+    recbole.load_state_dict(default.state_dict())
+    h = torch.randn(3, 5, 8)
+    torch.testing.assert_close(recbole.ffn(h), recbole.ffn(h))  # deterministic in training mode
+    assert not torch.equal(default.ffn(h), default.ffn(h))  # the default drops inner activations
+    assert isinstance(default.ffn[2], torch.nn.Dropout) and default.ffn[2].p == 0.5
+    assert TransformerBlock(8, 2, 16, dropout=0.5, ffn_dropout=0.1).ffn[2].p == 0.1
+    enc = TransformerEncoder(2, 8, 2, 16, dropout=0.5, ffn_dropout=0.0)
+    assert all(isinstance(layer.ffn[2], torch.nn.Identity) for layer in enc.layers)

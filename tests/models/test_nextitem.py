@@ -51,6 +51,10 @@ def test_registry_names_and_defaults() -> None:
     assert (sas.dim, sas.n_layers, sas.heads, sas.inner, sas.max_len, sas.dropout) == (64, 2, 2, 256, 50, 0.5)
     assert (sas.rhythm, sas.rhythm_bucket, sas.rhythm_scale, sas.rhythm_cap) == ("none", "scaled_days", 0.2, 640)
     assert build_config("lightsans").k_interests == 5
+    assert build_config("sasrec").ffn_dropout is None and build_config("bert4rec").ffn_dropout is None
+    assert not hasattr(build_config("lightsans"), "ffn_dropout")  # its feed-forward has no inner dropout
+    with pytest.raises(ChronorecError, match="ffn_dropout"):
+        build_config("sasrec", {"ffn_dropout": 1.0})
     assert build_config("bert4rec").mask_ratio == 0.2
     assert build_config("gru4rec").hidden == 128
     with pytest.raises(ChronorecError, match="rhythm"):
@@ -280,3 +284,11 @@ def test_models_build_from_registry_with_every_bucket_rule() -> None:
     for rule in ("scaled_days", "equal_freq", "log"):
         m = create_model("gru4rec", schema(), {"rhythm": "bf", "rhythm_bucket": rule, "dim": 8})
         assert m.positions.rhythm.num_embeddings == m.rhythm_ids.n_ids
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+def test_ffn_dropout_reaches_every_encoder_layer(name: str) -> None:
+    for value, kind in ((None, torch.nn.Dropout), (0.0, torch.nn.Identity)):
+        m = create_model(name, schema(), {"dim": 16, "max_len": 12, "dropout": 0.3, "ffn_dropout": value})
+        assert all(isinstance(layer.ffn[2], kind) for layer in m.encoder.layers)
+

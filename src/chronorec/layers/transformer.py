@@ -3,7 +3,10 @@
 Layout follows SASRec as implemented in RecBole (``TransformerLayer``): **post-LN** residuals,
 
     h = LayerNorm(x + Dropout(MHA(x)))
-    y = LayerNorm(h + Dropout(W2 · Dropout(act(W1 · h))))
+    y = LayerNorm(h + Dropout(W2 · Dropout_ffn(act(W1 · h))))
+
+``Dropout_ffn`` (rate ``ffn_dropout``, default ``dropout``) is the SASRec paper's; RecBole's
+``FeedForward`` has none (``ffn_dropout=0``).
 
 Attention goes through :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels
 on CPU). Padding safety: keys at padded positions are masked out, and a query whose row has no
@@ -78,13 +81,18 @@ class TransformerBlock(nn.Module):
     ``allowed`` (keyword) passes a precomputed :func:`attention_mask` so a stack builds it once.
     """
 
-    def __init__(self, dim: int, heads: int, inner: int, dropout: float = 0.0, act: str = "gelu") -> None:
+    def __init__(
+        self, dim: int, heads: int, inner: int, dropout: float = 0.0, act: str = "gelu",
+        ffn_dropout: float | None = None,
+    ) -> None:
         super().__init__()
         if act not in _ACTS:
             raise ValueError(f"unknown activation {act!r}; choose from {sorted(_ACTS)}")
         self.attn = MultiHeadSelfAttention(dim, heads, dropout)
         self.ln1 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, inner), _ACTS[act](), nn.Dropout(dropout), nn.Linear(inner, dim))
+        p_ffn = dropout if ffn_dropout is None else ffn_dropout
+        inner_drop = nn.Dropout(p_ffn) if p_ffn > 0 else nn.Identity()  # no parameters: same state-dict keys
+        self.ffn = nn.Sequential(nn.Linear(dim, inner), _ACTS[act](), inner_drop, nn.Linear(inner, dim))
         self.ln2 = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
@@ -106,10 +114,13 @@ class TransformerEncoder(nn.Module):
     """
 
     def __init__(
-        self, n_layers: int, dim: int, heads: int, inner: int, dropout: float = 0.0, act: str = "gelu"
+        self, n_layers: int, dim: int, heads: int, inner: int, dropout: float = 0.0, act: str = "gelu",
+        ffn_dropout: float | None = None,
     ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TransformerBlock(dim, heads, inner, dropout, act) for _ in range(n_layers))
+        self.layers = nn.ModuleList(
+            TransformerBlock(dim, heads, inner, dropout, act, ffn_dropout) for _ in range(n_layers)
+        )
 
     def forward(self, x: Tensor, mask: Tensor, causal: bool = False, attn_mask: Tensor | None = None) -> Tensor:
         allowed = attention_mask(mask, causal, attn_mask)  # [B, 1, L, L], built once for all layers

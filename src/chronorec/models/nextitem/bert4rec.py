@@ -45,8 +45,8 @@ from chronorec.data.schema import DatasetSchema
 from chronorec.layers.rhythm import RHYTHM_UNKNOWN
 from chronorec.layers.transformer import TransformerEncoder
 from chronorec.models.nextitem.common import (
+    EncoderConfig,
     SequenceRecommender,
-    TransformerConfig,
     append_step,
     init_normal,
     window_batch,
@@ -54,7 +54,7 @@ from chronorec.models.nextitem.common import (
 from chronorec.models.registry import register_model
 
 
-class BERT4RecConfig(TransformerConfig):
+class BERT4RecConfig(EncoderConfig):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     max_len: int = Field(50, ge=2, description="most recent behaviors kept, including the [MASK] slot")
     mask_ratio: float = Field(0.2, gt=0.0, le=1.0, description="share of items masked in training")
@@ -69,7 +69,9 @@ class BERT4Rec(SequenceRecommender):
         self.mask_id = self.n_items  # the extra row after the real items
         self.ln = nn.LayerNorm(cfg.dim)
         self.drop = nn.Dropout(cfg.dropout)
-        self.encoder = TransformerEncoder(cfg.n_layers, cfg.dim, cfg.heads, cfg.inner, cfg.dropout, cfg.act)
+        self.encoder = TransformerEncoder(
+            cfg.n_layers, cfg.dim, cfg.heads, cfg.inner, cfg.dropout, cfg.act, cfg.ffn_dropout
+        )
         self.head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(), nn.LayerNorm(cfg.dim))
         init_normal(self, cfg.init_std)
 

@@ -71,6 +71,16 @@ class TransformerConfig(SeqRecConfig):
     act: Literal["gelu", "relu", "silu", "tanh"] = "gelu"
 
 
+class EncoderConfig(TransformerConfig):
+    """Options of the models built on :class:`chronorec.layers.transformer.TransformerEncoder` (SASRec, BERT4Rec).
+
+    ``ffn_dropout``: dropout on the feed-forward's inner activations. None = ``dropout``, the SASRec
+    paper's layout and chronorec's default; 0 = RecBole's ``FeedForward``, which has none.
+    """
+
+    ffn_dropout: float | None = Field(None, ge=0, lt=1)
+
+
 def _gather_rows(t: Tensor, idx: Tensor, keep: Tensor, fill: int) -> Tensor:
     """``t [B, L, ...]`` gathered at ``idx [B, W]`` along dim 1; ``fill`` where ``keep`` is False."""
     extra = t.shape[2:]

@@ -11,7 +11,9 @@ Defaults: hidden 64, 2 layers, 2 heads, inner 256, dropout 0.5 (RecBole's hidden
 dropout), GELU, max_len 50, N(0, 0.02) init. INTERPOS's released SASRec configs use hidden 128;
 set ``dim: 128`` to reproduce them.
 
-Deviations: one dropout rate for hidden and attention dropout (the shared encoder has one);
+Deviations: one dropout rate for hidden and attention dropout (the shared encoder has one), which
+by default also drops the feed-forward's inner activations as the SASRec paper does
+(``ffn_dropout=0``: none, as RecBole);
 LayerNorm eps 1e-5 instead of RecBole's 1e-12; every position is trained in one pass where RecBole
 re-encodes every prefix. The targets are the same; their context is the same only within the first
 ``max_len`` events of a history: later, disjoint windows (the default) give a window's first targets
@@ -26,11 +28,11 @@ from torch import Tensor, nn
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.layers.transformer import TransformerEncoder
-from chronorec.models.nextitem.common import SequenceRecommender, TransformerConfig, init_normal
+from chronorec.models.nextitem.common import EncoderConfig, SequenceRecommender, init_normal
 from chronorec.models.registry import register_model
 
 
-class SASRecConfig(TransformerConfig):
+class SASRecConfig(EncoderConfig):
     pass
 
 
@@ -42,7 +44,9 @@ class SASRec(SequenceRecommender):
         super().__init__(schema, cfg)
         self.ln = nn.LayerNorm(cfg.dim)
         self.drop = nn.Dropout(cfg.dropout)
-        self.encoder = TransformerEncoder(cfg.n_layers, cfg.dim, cfg.heads, cfg.inner, cfg.dropout, cfg.act)
+        self.encoder = TransformerEncoder(
+            cfg.n_layers, cfg.dim, cfg.heads, cfg.inner, cfg.dropout, cfg.act, cfg.ffn_dropout
+        )
         init_normal(self, cfg.init_std)
 
     def encode(self, batch: Batch) -> Tensor:
