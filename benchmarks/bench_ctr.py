@@ -52,10 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     CHRONOREC,
     RESULTS,
+    add_seed_metric,
     data_root,
     machine_info,
     markdown_table,
-    mean_std,
     peer_command,
     ratio,
     run_json,
@@ -129,12 +129,6 @@ def chronorec_train(prepared: Path, runs: Path, args: argparse.Namespace, model:
 
 def _run_args(args: argparse.Namespace, epochs: int, seed: int | None = None) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), "epochs": epochs, "seed": args.seed if seed is None else seed})
-
-
-def _add_seed_aucs(row: dict[str, Any], later: Sequence[dict[str, Any]]) -> None:
-    """``row``'s test AUC and those of the same run with later seeds, and their mean ± std."""
-    row["test_auc_seeds"] = [row.get("test_auc"), *(r.get("test_auc") for r in later)]
-    row["test_auc_mean_std"] = mean_std(row["test_auc_seeds"])
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -228,9 +222,9 @@ def main() -> None:
     # accuracy over seeds: the same runs as round 1 with further seeds (their speed is not used)
     seeded = [din_round(args.epochs, args.seed + i) for i in range(1, args.seeds)]
     for key, row in ours.items():
-        _add_seed_aucs(row, [r[0][key] for r in seeded])
+        add_seed_metric(row, [r[0][key] for r in seeded], "test_auc")
     for label, row in peers.items():
-        _add_seed_aucs(row, [r[1][label] for r in seeded])
+        add_seed_metric(row, [r[1][label] for r in seeded], "test_auc")
     for key, row in ours.items():
         row["samples_per_s_rounds"] = [r[0][key]["samples_per_s"] for r in rounds]
         row["samples_per_s"] = _median(row["samples_per_s_rounds"])

@@ -47,12 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     CHRONOREC,
     RESULTS,
+    add_seed_metric,
     data_root,
     ensure_atomic,
     last_json_line,
     machine_info,
     markdown_table,
-    mean_std,
     peer_command,
     ratio,
     run_json,
@@ -138,8 +138,7 @@ def seed_repeats(dataset: str, prepared: Path, model: str, row: dict[str, Any],
     """Train ``model`` again with ``args.seeds - 1`` further seeds; add test NDCG@10 per seed and mean ± std."""
     later = [chronorec_run(dataset, prepared, model, argparse.Namespace(**{**vars(args), "seed": args.seed + i}))
              for i in range(1, args.seeds)]
-    row["test_ndcg10_seeds"] = [row.get("test_ndcg10"), *(r.get("test_ndcg10") for r in later)]
-    row["test_ndcg10_mean_std"] = mean_std(row["test_ndcg10_seeds"])
+    add_seed_metric(row, later, "test_ndcg10")
     row["seed_run_dirs"] = [r.get("run_dir") or r.get("note") for r in later]
 
 

@@ -235,6 +235,12 @@ def mean_std(values: Sequence[float | None]) -> str | None:
     return f"{statistics.fmean(known):.4f} ± {std:.4f} ({len(known)})"
 
 
+def add_seed_metric(row: dict[str, Any], later: Sequence[Mapping[str, Any]], key: str) -> None:
+    """``row[key]`` and the same metric of the runs with later seeds: ``<key>_seeds`` and ``<key>_mean_std``."""
+    row[f"{key}_seeds"] = [row.get(key), *(r.get(key) for r in later)]
+    row[f"{key}_mean_std"] = mean_std(row[f"{key}_seeds"])
+
+
 def fmt(value: Any, digits: int = 3) -> str:
     """Compact cell text: floats to ``digits`` significant figures, lists joined, None as '–'."""
     if value is None:
