@@ -45,12 +45,18 @@ def build_config_dict(args: argparse.Namespace, epochs: int = 1) -> dict[str, An
     """RecBole ``config_dict`` for the leave-last-out next-item comparison."""
     import yaml
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="recbole-"))
+    # Resolved before the chdir below: a relative --data-path would otherwise name a folder under the
+    # workdir, and RecBole, finding nothing there, silently loads its own bundled ml-100k example.
+    data_path = args.data_path.resolve()
+    inter = data_path / args.dataset / f"{args.dataset}.inter"
+    if not inter.is_file():
+        raise SystemExit(f"error: {inter}: no such atomic file (--data-path / --dataset)")
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="recbole-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     # RecBole writes log_tensorboard/ (and log/) relative to the working directory.
     os.chdir(workdir)
     cfg: dict[str, Any] = {
-        "data_path": str(args.data_path.resolve()),
+        "data_path": str(data_path),
         "checkpoint_dir": str(workdir / "saved"),
         "USER_ID_FIELD": "user_id",
         "ITEM_ID_FIELD": "item_id",

@@ -12,6 +12,13 @@ best-on-valid model. Reported (one JSON line):
 - ``test_ndcg10``, ``test_hit10``, ``test_mrr10`` of the best-on-valid model;
 - ``prepare_s``, ``rss_after_prepare_mb``, ``peak_rss_mb`` (whole process), ``wall_s``.
 
+``--ranks-out FILE.csv`` also writes the best model's test rank of every user's target (columns
+``user,item,rank``: raw ids as in the atomic file, rank 1 = top, ties counted against the target,
+padding excluded as RecBole excludes it), the format of ``chronorec predict``'s next-item output, so
+``benchmarks/compare_ranks.py`` can compare both libraries user by user. ``--from-checkpoint FILE``
+skips training and tests a checkpoint an earlier run left in its workdir (``saved/*.pth``; the same
+``--dataset``, ``--model`` and ``--max-len``), e.g. to get the ranks of a run that took hours.
+
 Best-model reload: RecBole pickles its Config inside each checkpoint, so ``Trainer.evaluate(
 load_best_model=True)`` fails under torch>=2.6's ``torch.load(weights_only=True)`` default.
 ``--reload checkpoint`` (default) keeps RecBole's own checkpointing in ``fit`` and loads the file
@@ -32,6 +39,7 @@ import logging
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 from peerutil import Timer, current_rss_mb, emit, quiet_stdout, set_threads
@@ -48,7 +56,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--reload", choices=("checkpoint", "memory"), default="checkpoint",
                     help="how the best-on-valid model is restored before testing (see docstring)")
+    ap.add_argument("--ranks-out", type=Path, default=None,
+                    help="CSV of each test user's target rank under the best model (user,item,rank)")
+    ap.add_argument("--from-checkpoint", type=Path, default=None,
+                    help="no training: test this RecBole checkpoint (an earlier run's saved/*.pth)")
     args = ap.parse_args()
+    for name in ("ranks_out", "from_checkpoint"):  # before build_config_dict changes directory
+        if getattr(args, name) is not None:
+            setattr(args, name, getattr(args, name).resolve())
+    if args.from_checkpoint is not None and not args.from_checkpoint.is_file():
+        raise SystemExit(f"error: {args.from_checkpoint}: no such checkpoint")
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
 
@@ -92,19 +109,30 @@ def main() -> None:
                 best["score"] = score
                 best["state"] = copy.deepcopy(model.state_dict())
 
-        trainer.fit(train, valid, verbose=False, saved=args.reload == "checkpoint",
-                    show_progress=False, callback_fn=on_epoch)
+        if args.from_checkpoint is None:
+            trainer.fit(train, valid, verbose=False, saved=args.reload == "checkpoint",
+                        show_progress=False, callback_fn=on_epoch)
         fit_s = time.perf_counter() - fit_start
 
-        if args.reload == "checkpoint":
-            # RecBole's checkpoint holds its pickled Config: weights_only=False is needed to read it.
-            ckpt = torch.load(trainer.saved_model_file, map_location=config["device"], weights_only=False)
+        if args.reload == "checkpoint" or args.from_checkpoint is not None:
+            # RecBole's checkpoint holds its pickled Config: weights_only=False is needed to read it
+            # (a file this process just wrote, or one the user named).
+            ckpt = torch.load(args.from_checkpoint or trainer.saved_model_file, map_location=config["device"],
+                              weights_only=False)
+            if args.from_checkpoint is not None and ckpt["config"]["model"] != args.model:
+                raise SystemExit(f"error: {args.from_checkpoint}: a {ckpt['config']['model']} checkpoint, "
+                                 f"not {args.model}")
             model.load_state_dict(ckpt["state_dict"])
             model.load_other_parameter(ckpt.get("other_parameter"))
         elif best["state"] is not None:
             model.load_state_dict(best["state"])
+        ranks: list[Any] = []
+        if args.ranks_out is not None:
+            _capture_ranks(trainer, ranks)
         with Timer() as t_test:
             result = trainer.evaluate(test, load_best_model=False, show_progress=False)
+        if args.ranks_out is not None:
+            _write_ranks(args.ranks_out, dataset, ranks)
 
     best_row = max(history, key=lambda r: r["valid_ndcg10"]) if history else None
     emit({
@@ -115,7 +143,8 @@ def main() -> None:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "max_len": args.max_len,
-        "seed": config["seed"],
+        "seed": ckpt["config"]["seed"] if args.from_checkpoint is not None else config["seed"],
+        "from_checkpoint": str(args.from_checkpoint) if args.from_checkpoint is not None else None,
         "n_params": n_params,
         "train_s_per_epoch": _mean(w for w, _ in train_s),
         "train_cpu_s_per_epoch": _mean(c for _, c in train_s),
@@ -144,6 +173,42 @@ def main() -> None:
 def _mean(values: Any) -> float | None:
     values = list(values)
     return round(sum(values) / len(values), 3) if values else None
+
+
+def _capture_ranks(trainer: Any, sink: list[Any]) -> None:
+    """Wrap RecBole's full-sort batch evaluation: append (user ids, target ids, pessimistic ranks)."""
+    inner = trainer._full_sort_batch_eval
+    uid = trainer.config["USER_ID_FIELD"]
+
+    def with_ranks(batched_data: Any) -> Any:
+        interaction, scores, positive_u, positive_i = inner(batched_data)
+        target = scores[positive_u, positive_i]  # [P]
+        row = scores[positive_u]  # [P, n_items], padding column already -inf
+        rank = (row > target[:, None]).sum(1) + (row == target[:, None]).sum(1)  # ties count against
+        sink.append((interaction[uid][positive_u].cpu(), positive_i.cpu(), rank.cpu()))
+        return interaction, scores, positive_u, positive_i
+
+    trainer._full_sort_batch_eval = with_ranks
+
+
+def _write_ranks(path: Path, dataset: Any, ranks: list[Any]) -> None:
+    """``user,item,rank`` CSV with raw ids, written beside ``path`` and moved into place."""
+    import csv
+
+    import torch
+
+    users = torch.cat([u for u, _, _ in ranks]).numpy()
+    items = torch.cat([i for _, i, _ in ranks]).numpy()
+    rank = torch.cat([r for _, _, r in ranks]).tolist()
+    raw_u = dataset.id2token(dataset.uid_field, users)
+    raw_i = dataset.id2token(dataset.iid_field, items)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["user", "item", "rank"])
+        w.writerows(zip(raw_u.tolist(), raw_i.tolist(), rank, strict=True))
+    tmp.replace(path)
 
 
 def _time_method(obj: Any, name: str, sink: list[float]) -> None:

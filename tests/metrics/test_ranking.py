@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from chronorec.metrics.ranking import hit_at, mrr_at, ndcg_at, ranking_metrics, ranks_from_scores
+from chronorec.metrics.ranking import hit_at, mrr_at, ndcg_at, ranking_metrics, ranks_from_scores, row_gains
 
 
 def test_rank_strictly_higher_and_ties_pessimistic() -> None:
@@ -87,3 +87,14 @@ def test_against_brute_force_oracle(seed: int) -> None:
     no_ex = np.zeros_like(exclude)
     r_exp2, _ = _oracle(scores, target, no_ex)
     assert ranks_from_scores(torch.from_numpy(scores), torch.from_numpy(target)).tolist() == r_exp2.tolist()
+
+
+def test_row_gains_are_the_per_sample_terms_of_the_means() -> None:
+    ranks = torch.tensor([1, 3, 10, 11])
+    assert row_gains(ranks, "hit", 10).tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert row_gains(ranks, "mrr", 10).tolist() == pytest.approx([1.0, 1 / 3, 0.1, 0.0])
+    assert row_gains(ranks, "ndcg", 10).tolist() == pytest.approx([1.0, 0.5, 1 / math.log2(11), 0.0])
+    for name, fn in (("hit", hit_at), ("ndcg", ndcg_at), ("mrr", mrr_at)):
+        assert float(row_gains(ranks, name, 5).mean()) == pytest.approx(fn(ranks, 5))
+    with pytest.raises(ValueError, match="unknown ranking metric 'map'"):
+        row_gains(ranks, "map", 10)

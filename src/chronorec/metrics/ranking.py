@@ -48,25 +48,37 @@ def ranks_from_scores(scores: Tensor, target: Tensor, exclude: Tensor | None = N
     return beats.sum(dim=1)  # [B]
 
 
+def row_gains(ranks: Tensor, metric: str, k: int) -> Tensor:
+    """``[B]`` float64 per-sample values whose mean is ``metric@k`` (``"hit"``, ``"ndcg"``, ``"mrr"``):
+    what paired comparisons of two rankers resample (``benchmarks/compare_ranks.py``)."""
+    r = ranks.double()
+    inside = r <= k
+    if metric == "hit":
+        return inside.double()
+    if metric == "ndcg":
+        return torch.where(inside, 1.0 / torch.log2(r + 1.0), torch.zeros_like(r))
+    if metric == "mrr":
+        return torch.where(inside, 1.0 / r, torch.zeros_like(r))
+    raise ValueError(f"unknown ranking metric {metric!r}; choose hit, ndcg or mrr")
+
+
+def _mean_gain(ranks: Tensor, metric: str, k: int) -> float:
+    return float(row_gains(ranks, metric, k).mean()) if ranks.numel() else float("nan")
+
+
 def hit_at(ranks: Tensor, k: int) -> float:
     """HIT@K ``= mean [rank <= K]``."""
-    return float((ranks <= k).double().mean()) if ranks.numel() else float("nan")
+    return _mean_gain(ranks, "hit", k)
 
 
 def ndcg_at(ranks: Tensor, k: int) -> float:
     """NDCG@K ``= mean [rank <= K] / log2(rank + 1)``."""
-    if not ranks.numel():
-        return float("nan")
-    r = ranks.double()
-    return float(torch.where(r <= k, 1.0 / torch.log2(r + 1.0), torch.zeros_like(r)).mean())
+    return _mean_gain(ranks, "ndcg", k)
 
 
 def mrr_at(ranks: Tensor, k: int) -> float:
     """MRR@K ``= mean [rank <= K] / rank``."""
-    if not ranks.numel():
-        return float("nan")
-    r = ranks.double()
-    return float(torch.where(r <= k, 1.0 / r, torch.zeros_like(r)).mean())
+    return _mean_gain(ranks, "mrr", k)
 
 
 def ranking_metrics(ranks: Tensor, ks: Sequence[int] = DEFAULT_KS, suffix: str = "") -> dict[str, float]:
