@@ -42,7 +42,7 @@ def read_ranks(path: Path) -> pl.DataFrame:
         raise SystemExit(f"error: {path}: no such file")
     try:
         df = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=0)
-    except Exception as err:  # noqa: BLE001 - polars raises several types for unreadable files
+    except Exception as err:  # polars raises several types for unreadable files
         raise SystemExit(f"error: {path}: cannot read ranks ({type(err).__name__}: {err})") from None
     missing = [c for c in (*KEY, "rank") if c not in df.columns]
     if missing:

@@ -89,7 +89,7 @@ def test_runs_must_rank_the_same_targets(tmp_path: Path) -> None:
 def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     f = tmp_path / "trunc.parquet"
     f.write_bytes(b"PAR1\x00\x01")
-    with pytest.raises(SystemExit, match="trunc.parquet: cannot read ranks"):
+    with pytest.raises(SystemExit, match=r"trunc\.parquet: cannot read ranks"):
         cr.read_ranks(f)
 
 
