@@ -12,7 +12,8 @@ group against the first: the difference of the means, and a 95% interval from a 
 test users (each user's value averaged over the group's runs, users resampled with replacement, the
 same resample for both groups). The interval says how much of a difference the test users alone can
 move, the uncertainty a single test set adds on top of the seed spread; ``P(diff <= 0)`` is the share
-of resamples in which the later group is not ahead.
+of resamples in which the later group is not ahead. ``--strata FILE`` (columns ``user``, ``stratum``,
+e.g. history-length bands) repeats the first metric's comparison within each stratum of users.
 
     /work/main/.venv/bin/python benchmarks/compare_ranks.py \\
         --group recbole=results/recbole-s2020.csv,results/recbole-s2021.csv \\
@@ -73,12 +74,13 @@ def parse_metric(text: str) -> tuple[str, int]:
 
 
 def compare(groups: dict[str, list[Path]], metrics: list[str], resamples: int, seed: int,
-            common_targets: bool = False) -> dict:
+            common_targets: bool = False, strata: pl.DataFrame | None = None) -> dict:
     """Per-run metrics, group means and paired-bootstrap differences (see the module docstring).
 
     ``common_targets``: keep only the (user, item) targets every run ranks, instead of refusing runs
     that differ (e.g. RecBole stores timestamps as float32, 64-second steps at today's epoch seconds,
     so events less than a minute apart may come out of order and make another event a user's last).
+    ``strata`` (``user``, ``stratum``): the same means and differences within each stratum of users.
     """
     runs = {g: [read_ranks(f) for f in files] for g, files in groups.items()}
     first_name, first_file = next(iter(groups)), groups[next(iter(groups))][0]
@@ -117,16 +119,47 @@ def compare(groups: dict[str, list[Path]], metrics: list[str], resamples: int, s
                       "std": float(statistics.stdev(values)) if len(values) > 1 else 0.0}
             user_means[g][m] = per_run.mean(axis=0)
         out["groups"][g] = row
+    rng = np.random.default_rng(seed)
     for g in list(runs)[1:]:
         for m in metrics:
             d = user_means[g][m] - user_means[first_name][m]  # [n] paired differences
-            boot = d[idx].mean(axis=1)
-            lo, hi = np.quantile(boot, [0.025, 0.975])
-            out["differences"].append({
-                "metric": m, "group": g, "baseline": first_name, "diff": float(d.mean()),
-                "ci95": [float(lo), float(hi)], "p_not_ahead": float((boot <= 0).mean()),
-            })
+            out["differences"].append({"metric": m, "group": g, "baseline": first_name,
+                                       **_bootstrap(d, idx)})
+    if strata is not None:
+        out["by_stratum"] = _by_stratum(targets, strata, user_means, first_name, metrics, resamples, rng)
     return out
+
+
+def _bootstrap(d: np.ndarray, idx: np.ndarray) -> dict:
+    """Mean of the paired differences ``d`` and its bootstrap interval over the resamples ``idx``."""
+    boot = d[idx].mean(axis=1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return {"diff": float(d.mean()), "ci95": [float(lo), float(hi)], "p_not_ahead": float((boot <= 0).mean())}
+
+
+def _by_stratum(targets: pl.DataFrame, strata: pl.DataFrame, user_means: dict[str, dict[str, np.ndarray]],
+                first: str, metrics: list[str], resamples: int, rng: np.random.Generator) -> list[dict]:
+    if {"user", "stratum"} - set(strata.columns):
+        raise SystemExit("error: --strata needs columns user and stratum")
+    label = targets.join(strata.select(pl.col("user").cast(pl.String), pl.col("stratum").cast(pl.String)),
+                         on="user", how="left")["stratum"].fill_null("(none)").to_numpy()
+    rows = []
+    for s in sorted(set(label), key=_natural):
+        sel = np.nonzero(label == s)[0]
+        idx = rng.integers(0, sel.size, size=(resamples, sel.size))
+        row: dict = {"stratum": s, "n_targets": int(sel.size), "means": {}, "differences": {}}
+        for m in metrics:
+            row["means"][m] = {g: float(v[m][sel].mean()) for g, v in user_means.items()}
+            row["differences"][m] = {g: _bootstrap(v[m][sel] - user_means[first][m][sel], idx)
+                                     for g, v in user_means.items() if g != first}
+        rows.append(row)
+    return rows
+
+
+def _natural(label: str) -> tuple:
+    """Sort key: labels by their first number (``"<=30"`` before ``"101-200"``), then as text."""
+    digits = "".join(c if c.isdigit() else " " for c in label).split()
+    return (int(digits[0]) if digits else float("inf"), label)
 
 
 def render(res: dict, metrics: list[str]) -> str:
@@ -148,6 +181,18 @@ def render(res: dict, metrics: list[str]) -> str:
             lo, hi = d["ci95"]
             lines.append(f"| {d['metric']} | {d['group']} − {d['baseline']} | {d['diff']:+.4f} | "
                          f"[{lo:+.4f}, {hi:+.4f}] | {d['p_not_ahead']:.3f} |")
+    strata = res.get("by_stratum") or []
+    if strata:
+        m = metrics[0]
+        names = list(strata[0]["means"][m])
+        lines += ["", f"{m} by stratum (later groups: difference to {names[0]}, 95% interval)", "",
+                  "| stratum | targets | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        for row in strata:
+            cells = [f"{row['means'][m][names[0]]:.4f}"]
+            for g in names[1:]:
+                d = row["differences"][m][g]
+                cells.append(f"{row['means'][m][g]:.4f} ({d['diff']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}])")
+            lines.append(f"| {row['stratum']} | {row['n_targets']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -160,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--common-targets", action="store_true",
                     help="compare on the targets all runs rank (otherwise runs must rank the same ones)")
+    ap.add_argument("--strata", type=Path, default=None,
+                    help="CSV/Parquet with columns user, stratum: also compare within each stratum")
     ap.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
     args = ap.parse_args(argv)
     groups = dict(parse_group(g) for g in args.group)
@@ -167,7 +214,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("error: two --group options have the same name")
     for m in args.metrics:
         parse_metric(m)
-    res = compare(groups, args.metrics, args.resamples, args.seed, args.common_targets)
+    strata = None
+    if args.strata is not None:
+        if not args.strata.is_file():
+            raise SystemExit(f"error: {args.strata}: no such file")
+        strata = pl.read_parquet(args.strata) if args.strata.suffix == ".parquet" else pl.read_csv(args.strata)
+    res = compare(groups, args.metrics, args.resamples, args.seed, args.common_targets, strata)
     print(render(res, args.metrics))
     if args.json is not None:
         args.json.write_text(json.dumps(res, indent=1))

@@ -100,3 +100,17 @@ def test_common_targets_keeps_what_every_run_ranks(tmp_path: Path) -> None:
     assert res["n_targets"] == 2 and res["dropped"] == {str(a): 1, str(b): 1}
     assert res["groups"]["a"]["hit@10"]["mean"] == 1.0 and res["groups"]["b"]["hit@10"]["mean"] == 0.5
     assert "left out" in cr.render(res, ["hit@10"])
+
+
+def test_strata_split_users_and_recompute_within_each(tmp_path: Path) -> None:
+    users = ["a", "b", "c", "d"]
+    x = _write(tmp_path / "x.csv", [1, 1, 20, 20], users=users)
+    y = _write(tmp_path / "y.csv", [1, 1, 1, 1], users=users)
+    strata = pl.DataFrame({"user": users, "stratum": ["<=30", "<=30", "101-200", "101-200"]})
+    res = cr.compare({"x": [x], "y": [y]}, ["hit@10"], resamples=200, seed=0, strata=strata)
+    rows = {r["stratum"]: r for r in res["by_stratum"]}
+    assert [r["stratum"] for r in res["by_stratum"]] == ["<=30", "101-200"]  # numeric order
+    assert rows["<=30"]["means"]["hit@10"] == {"x": 1.0, "y": 1.0}
+    assert rows["101-200"]["means"]["hit@10"] == {"x": 0.0, "y": 1.0}
+    assert rows["101-200"]["differences"]["hit@10"]["y"]["ci95"] == [1.0, 1.0]
+    assert "| 101-200 | 2 | 0.0000 | 1.0000 (+1.0000 [+1.0000, +1.0000]) |" in cr.render(res, ["hit@10"])
