@@ -27,7 +27,8 @@ Accuracy at convergence: ``--seeds N`` trains each chronorec model again with se
 .. --seed + N - 1`` (accuracy only; their times are not used) and reports test NDCG@10 mean ± std;
 ``--peer-reference FILE ...`` adds rows from earlier ``recbole_train.py`` results (one JSON line
 each, e.g. a RecBole run to convergence, hours per model) for the matching dataset and model,
-flagged as earlier runs, so the table sets converged accuracy beside same-run speed.
+flagged as earlier runs, so the table sets converged accuracy beside same-run speed; several files
+of one dataset and model (seeds) add a pooled row with their test NDCG@10 mean ± std.
 
     /work/main/.venv/bin/python benchmarks/bench_nextitem.py [--datasets ml-100k] [--epochs 50] \
         [--seeds 3] [--peer-reference recbole-SASRec-converged.json]
@@ -153,6 +154,14 @@ def reference_rows(dataset: str, model: str, paths: list[Path]) -> list[dict[str
             rows.append(recbole_row(dataset, model, res, None, None,
                                     f"EARLIER run ({path.name}), {len(res.get('train_s_epochs') or [])} epochs"
                                     + (f", seed {res['seed']}" if "seed" in res else "")))
+    if len(rows) > 1:  # several seeds of the same run: their test NDCG@10 as mean ± std, as chronorec's seeds
+        first, later = rows[0], rows[1:]
+        pooled = {"dataset": dataset, "model": model, "library": "RecBole 1.2.1",
+                  "test_ndcg10": first["test_ndcg10"],
+                  "note": f"EARLIER runs above, {len(rows)} seeds pooled"}
+        add_seed_metric(pooled, later, "test_ndcg10")
+        pooled["test_ndcg10"] = None  # each seed's figure is in its own row
+        rows.append(pooled)
     return rows
 
 
