@@ -61,9 +61,10 @@ def read_ranks(path: Path) -> pl.DataFrame:
 
 def parse_group(text: str) -> tuple[str, list[Path]]:
     name, sep, files = text.partition("=")
-    if not sep or not name or not files:
+    paths = [Path(f) for f in files.split(",") if f]
+    if not sep or not name or not paths:
         raise SystemExit(f"error: --group {text!r}: expected NAME=FILE[,FILE...]")
-    return name, [Path(f) for f in files.split(",") if f]
+    return name, paths
 
 
 def parse_metric(text: str) -> tuple[str, int]:
@@ -90,12 +91,12 @@ def compare(groups: dict[str, list[Path]], metrics: list[str], resamples: int, s
         for dfs in runs.values():
             for df in dfs:
                 common = common.join(df.select(KEY), on=list(KEY), how="semi")
+        if not common.height:
+            raise SystemExit("error: the runs have no target in common")
         for g, files in groups.items():
             for i, f in enumerate(files):
                 dropped[str(f)] = runs[g][i].height - common.height
                 runs[g][i] = runs[g][i].join(common, on=list(KEY), how="semi").sort(KEY)
-        if not common.height:
-            raise SystemExit("error: the runs have no target in common")
     targets = runs[first_name][0].select(KEY)
     for g, files in groups.items():
         for f, df in zip(files, runs[g], strict=True):
@@ -104,7 +105,6 @@ def compare(groups: dict[str, list[Path]], metrics: list[str], resamples: int, s
                 raise SystemExit(f"error: {f}: ranks other targets than {first_file} "
                                  f"({df.height} rows, {n_diff} of {targets.height} targets of the first run missing)")
     n = targets.height
-    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     out: dict = {"n_targets": n, "resamples": resamples, "dropped": dropped, "groups": {}, "differences": []}
     user_means: dict[str, dict[str, np.ndarray]] = {}
     for g, dfs in runs.items():
@@ -119,26 +119,32 @@ def compare(groups: dict[str, list[Path]], metrics: list[str], resamples: int, s
                       "std": float(statistics.stdev(values)) if len(values) > 1 else 0.0}
             user_means[g][m] = per_run.mean(axis=0)
         out["groups"][g] = row
-    rng = np.random.default_rng(seed)
     for g in list(runs)[1:]:
         for m in metrics:
             d = user_means[g][m] - user_means[first_name][m]  # [n] paired differences
             out["differences"].append({"metric": m, "group": g, "baseline": first_name,
-                                       **_bootstrap(d, idx)})
+                                       **_bootstrap(d, resamples, seed)})
     if strata is not None:
-        out["by_stratum"] = _by_stratum(targets, strata, user_means, first_name, metrics, resamples, rng)
+        out["by_stratum"] = _by_stratum(targets, strata, user_means, first_name, metrics, resamples, seed)
     return out
 
 
-def _bootstrap(d: np.ndarray, idx: np.ndarray) -> dict:
-    """Mean of the paired differences ``d`` and its bootstrap interval over the resamples ``idx``."""
-    boot = d[idx].mean(axis=1)
+def _bootstrap(d: np.ndarray, resamples: int, seed: int) -> dict:
+    """Mean of the paired differences ``d`` and its bootstrap interval. The resamples depend only on
+    ``seed`` and ``d.size``, so every comparison of one call resamples the same users; they are drawn
+    in blocks of about 4M indices, so memory stays flat in the number of users."""
+    rng = np.random.default_rng(seed)
+    boot = np.empty(resamples)
+    step = max(1, (1 << 22) // max(d.size, 1))
+    for i in range(0, resamples, step):
+        b = min(step, resamples - i)
+        boot[i : i + b] = d[rng.integers(0, d.size, size=(b, d.size))].mean(axis=1)
     lo, hi = np.quantile(boot, [0.025, 0.975])
     return {"diff": float(d.mean()), "ci95": [float(lo), float(hi)], "p_not_ahead": float((boot <= 0).mean())}
 
 
 def _by_stratum(targets: pl.DataFrame, strata: pl.DataFrame, user_means: dict[str, dict[str, np.ndarray]],
-                first: str, metrics: list[str], resamples: int, rng: np.random.Generator) -> list[dict]:
+                first: str, metrics: list[str], resamples: int, seed: int) -> list[dict]:
     if {"user", "stratum"} - set(strata.columns):
         raise SystemExit("error: --strata needs columns user and stratum")
     label = targets.join(strata.select(pl.col("user").cast(pl.String), pl.col("stratum").cast(pl.String)),
@@ -146,11 +152,10 @@ def _by_stratum(targets: pl.DataFrame, strata: pl.DataFrame, user_means: dict[st
     rows = []
     for s in sorted(set(label), key=_natural):
         sel = np.nonzero(label == s)[0]
-        idx = rng.integers(0, sel.size, size=(resamples, sel.size))
         row: dict = {"stratum": s, "n_targets": int(sel.size), "means": {}, "differences": {}}
         for m in metrics:
             row["means"][m] = {g: float(v[m][sel].mean()) for g, v in user_means.items()}
-            row["differences"][m] = {g: _bootstrap(v[m][sel] - user_means[first][m][sel], idx)
+            row["differences"][m] = {g: _bootstrap(v[m][sel] - user_means[first][m][sel], resamples, seed)
                                      for g, v in user_means.items() if g != first}
         rows.append(row)
     return rows

@@ -114,3 +114,13 @@ def test_strata_split_users_and_recompute_within_each(tmp_path: Path) -> None:
     assert rows["101-200"]["means"]["hit@10"] == {"x": 0.0, "y": 1.0}
     assert rows["101-200"]["differences"]["hit@10"]["y"]["ci95"] == [1.0, 1.0]
     assert "| 101-200 | 2 | 0.0000 | 1.0000 (+1.0000 [+1.0000, +1.0000]) |" in cr.render(res, ["hit@10"])
+
+
+def test_bootstrap_blocks_match_one_draw_and_group_needs_files() -> None:
+    d = np.random.default_rng(3).normal(size=5000)
+    res = cr._bootstrap(d, resamples=1000, seed=7)  # blocks of 838 resamples: two blocks
+    assert res["diff"] == pytest.approx(d.mean())
+    assert res["ci95"][0] < d.mean() < res["ci95"][1]
+    assert cr._bootstrap(d, resamples=1000, seed=7) == res  # same seed, same resamples
+    with pytest.raises(SystemExit, match="expected NAME=FILE"):
+        cr.parse_group("a=,")
