@@ -155,11 +155,9 @@ def reference_rows(dataset: str, model: str, paths: list[Path]) -> list[dict[str
                                     f"EARLIER run ({path.name}), {len(res.get('train_s_epochs') or [])} epochs"
                                     + (f", seed {res['seed']}" if "seed" in res else "")))
     if len(rows) > 1:  # several seeds of the same run: their test NDCG@10 as mean ± std, as chronorec's seeds
-        first, later = rows[0], rows[1:]
         pooled = {"dataset": dataset, "model": model, "library": "RecBole 1.2.1",
-                  "test_ndcg10": first["test_ndcg10"],
-                  "note": f"EARLIER runs above, {len(rows)} seeds pooled"}
-        add_seed_metric(pooled, later, "test_ndcg10")
+                  "test_ndcg10": rows[0]["test_ndcg10"], "note": f"EARLIER runs above, {len(rows)} seeds pooled"}
+        add_seed_metric(pooled, rows[1:], "test_ndcg10")
         pooled["test_ndcg10"] = None  # each seed's figure is in its own row
         rows.append(pooled)
     return rows

@@ -79,12 +79,13 @@ def compare(groups: dict[str, list[Path]], metrics: list[str], resamples: int, s
     """Per-run metrics, group means and paired-bootstrap differences (see the module docstring).
 
     ``common_targets``: keep only the (user, item) targets every run ranks, instead of refusing runs
-    that differ (e.g. RecBole stores timestamps as float32, 64-second steps at today's epoch seconds,
-    so events less than a minute apart may come out of order and make another event a user's last).
+    that differ (e.g. RecBole stores timestamps as float32: 64-second steps at ml-100k's 1997-98 epoch
+    seconds, 128 s at today's, so events that close may come out of order and make another event a user's last).
     ``strata`` (``user``, ``stratum``): the same means and differences within each stratum of users.
     """
     runs = {g: [read_ranks(f) for f in files] for g, files in groups.items()}
-    first_name, first_file = next(iter(groups)), groups[next(iter(groups))][0]
+    first_name = next(iter(groups))
+    first_file = groups[first_name][0]
     dropped: dict[str, int] = {}
     if common_targets:
         common = runs[first_name][0].select(KEY)

@@ -140,7 +140,7 @@ def main() -> None:
         "library": f"recbole {recbole.__version__}",
         "dataset": args.dataset,
         "model": args.model,
-        "epochs": args.epochs,
+        "epochs": 0 if args.from_checkpoint is not None else args.epochs,
         "batch_size": args.batch_size,
         "max_len": args.max_len,
         "seed": ckpt["config"]["seed"] if args.from_checkpoint is not None else config["seed"],
@@ -184,7 +184,9 @@ def _capture_ranks(trainer: Any, sink: list[Any]) -> None:
         interaction, scores, positive_u, positive_i = inner(batched_data)
         target = scores[positive_u, positive_i]  # [P]
         row = scores[positive_u]  # [P, n_items], padding column already -inf
-        rank = (row > target[:, None]).sum(1) + (row == target[:, None]).sum(1)  # ties count against
+        # chronorec.metrics.ranking.ranks_from_scores's rule (that package is not in this venv): ties count
+        # against the target, the target's own column supplying the 1 of a 1-based rank
+        rank = (row > target[:, None]).sum(1) + (row == target[:, None]).sum(1)
         sink.append((interaction[uid][positive_u].cpu(), positive_i.cpu(), rank.cpu()))
         return interaction, scores, positive_u, positive_i
 
