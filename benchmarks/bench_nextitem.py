@@ -30,8 +30,15 @@ each, e.g. a RecBole run to convergence, hours per model) for the matching datas
 flagged as earlier runs, so the table sets converged accuracy beside same-run speed; several files
 of one dataset and model (seeds) add a pooled row with their test NDCG@10 mean ± std.
 
+User by user: ``--paired`` writes every run's test ranks (``chronorec predict``; RecBole's runner
+``--ranks-out``) under ``--work``/ranks and compares chronorec's seeds with RecBole's runs on the targets
+both rank (``benchmarks/compare_ranks.py``): the difference of the mean test NDCG@10, HIT@10 and MRR@10
+with a 95% paired-bootstrap interval over test users and P(diff <= 0), on chronorec's row. RecBole's
+side is the ``--peer-reference`` runs that have ranks (the file their result names as ``ranks_out``, or
+``<result stem>-ranks.csv`` beside it), else the same-run RecBole model.
+
     /work/main/.venv/bin/python benchmarks/bench_nextitem.py [--datasets ml-100k] [--epochs 50] \
-        [--seeds 3] [--peer-reference recbole-SASRec-converged.json]
+        [--seeds 3] [--peer-reference recbole-SASRec-converged.json] [--paired]
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ COLUMNS = [
     ("time_to_peer_valid_s", "time to RecBole's best valid s"), ("peak_rss_mb", "peak RSS MB"),
     ("test_ndcg10", "test NDCG@10"), ("test_ndcg10_mean_std", "test NDCG@10, seeds"),
     ("valid_ndcg10_at_peer_epochs", "valid NDCG@10 at peer's N"),
+    ("paired_ndcg10", "test NDCG@10 − RecBole's [95% CI], P(≤ 0)"),
     ("s_per_epoch_x", "epoch time ×"), ("cpu_s_per_epoch_x", "CPU/epoch ×"),
     ("peak_rss_mb_x", "RSS ×"), ("load", "load 1m"), ("note", "note"),
 ]
@@ -131,6 +139,13 @@ def chronorec_run(dataset: str, prepared: Path, model: str, args: argparse.Names
         "time_to_peer_valid_s": reached[0]["elapsed"] if reached else None,
         "run_dir": str(run_dir), "note": f"{args.patience}-eval patience, ≤ {args.epochs} epochs",
     })
+    if args.paired:
+        out = args.work / "ranks" / f"{dataset}-{model}-seed{args.seed}-{args.stamp}.parquet"
+        p = run_json([CHRONOREC, "predict", "--run", run_dir, "--split", "test", "--out", out],
+                     timeout=args.timeout, threads=args.threads)
+        if p.returncode != 0:
+            raise RuntimeError(f"chronorec predict {run_dir} failed:\n{p.stderr_tail}")
+        row["ranks"] = str(out)
     return row
 
 
@@ -141,6 +156,8 @@ def seed_repeats(dataset: str, prepared: Path, model: str, row: dict[str, Any],
              for i in range(1, args.seeds)]
     add_seed_metric(row, later, "test_ndcg10")
     row["seed_run_dirs"] = [r.get("run_dir") or r.get("note") for r in later]
+    if args.paired:
+        row["seed_ranks"] = [r["ranks"] for r in later if "ranks" in r]
 
 
 def reference_rows(dataset: str, model: str, paths: list[Path]) -> list[dict[str, Any]]:
@@ -154,6 +171,9 @@ def reference_rows(dataset: str, model: str, paths: list[Path]) -> list[dict[str
             rows.append(recbole_row(dataset, model, res, None, None,
                                     f"EARLIER run ({path.name}), {len(res.get('train_s_epochs') or [])} epochs"
                                     + (f", seed {res['seed']}" if "seed" in res else "")))
+            ranks = Path(res["ranks_out"]) if res.get("ranks_out") else path.with_name(f"{path.stem}-ranks.csv")
+            if ranks.is_file():
+                rows[-1]["ranks"] = str(ranks)
     if len(rows) > 1:  # several seeds of the same run: their test NDCG@10 as mean ± std, as chronorec's seeds
         pooled = {"dataset": dataset, "model": model, "library": "RecBole 1.2.1",
                   "test_ndcg10": rows[0]["test_ndcg10"], "note": f"EARLIER runs above, {len(rows)} seeds pooled"}
@@ -181,16 +201,21 @@ def recbole_run(dataset: str, data_path: Path, model: str, args: argparse.Namesp
     rb_model = MODELS[model][0]
     if args.peer_epochs > 0:
         load = os.getloadavg()[0]
+        ranks = args.work / "ranks" / f"{dataset}-{rb_model}-recbole-{args.stamp}.csv"
         r = run_json(peer_command("recbole", "recbole_train.py", "--data-path", data_path,
                                   "--dataset", dataset, "--model", rb_model, "--epochs",
                                   args.peer_epochs, "--max-len", args.max_len, "--threads",
-                                  args.threads, "--batch-size", args.peer_batch_size),
+                                  args.threads, "--batch-size", args.peer_batch_size,
+                                  *(["--ranks-out", ranks] if args.paired else [])),
                      timeout=args.timeout, threads=args.threads)
         if not r.ok:
             return {"dataset": dataset, "model": model, "library": "RecBole 1.2.1", "load": load,
                     "note": "failed: " + r.stderr_tail[-300:]}
-        return recbole_row(dataset, model, r.result or {}, r.peak_rss_mb, load,
-                           f"same run, {args.peer_epochs} epoch(s), batch {args.peer_batch_size}")
+        row = recbole_row(dataset, model, r.result or {}, r.peak_rss_mb, load,
+                          f"same run, {args.peer_epochs} epoch(s), batch {args.peer_batch_size}")
+        if args.paired:
+            row["ranks"] = str(ranks)
+        return row
     if args.reuse_peers is None:
         return None
     path = args.reuse_peers / f"train-{rb_model}.json"
@@ -202,6 +227,38 @@ def recbole_run(dataset: str, data_path: Path, model: str, args: argparse.Namesp
         return None
     return recbole_row(dataset, model, res, None, None,
                        f"EARLIER run ({path.name}, load at its end), {res.get('epochs')} epoch(s)")
+
+
+def paired_comparison(ours: dict[str, Any], peer: dict[str, Any] | None,
+                      references: list[dict[str, Any]]) -> None:
+    """Set chronorec's seeds against RecBole's runs user by user (``compare_ranks.compare``), on ``ours``.
+
+    RecBole's side: the reference runs that have ranks (converged runs), else the same-run model.
+    """
+    from compare_ranks import compare  # imports torch: only when asked for
+
+    chronorec = [Path(f) for f in [ours.get("ranks"), *ours.get("seed_ranks", [])] if f]
+    recbole = [Path(r["ranks"]) for r in references if r.get("ranks")]
+    side = "converged reference runs"
+    if not recbole and peer is not None and peer.get("ranks"):
+        recbole, side = [Path(peer["ranks"])], "same-run model"
+    if not chronorec or not recbole:
+        ours["paired_note"] = "no RecBole ranks to compare with"
+        return
+    metrics = ["ndcg@10", "hit@10", "mrr@10"]
+    res = compare({"RecBole": recbole, "chronorec": chronorec}, metrics, resamples=10_000, seed=0,
+                  common_targets=True)
+    diffs = {d["metric"]: d for d in res["differences"]}
+    for m in metrics:
+        key = m.replace("@", "")
+        ours[f"paired_{key}_diff"] = round(diffs[m]["diff"], 5)
+        ours[f"paired_{key}_ci95"] = [round(x, 5) for x in diffs[m]["ci95"]]
+        ours[f"paired_{key}_p_not_ahead"] = round(diffs[m]["p_not_ahead"], 3)
+    d = diffs["ndcg@10"]
+    ours["paired_ndcg10"] = f"{d['diff']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}], {d['p_not_ahead']:.2f}"
+    ours["paired_vs"] = {"recbole": side, "recbole_runs": len(recbole), "chronorec_runs": len(chronorec),
+                         "n_targets": res["n_targets"], "means": {g: res["groups"][g]["ndcg@10"]["mean"]
+                                                                  for g in res["groups"]}}
 
 
 def main() -> None:
@@ -227,6 +284,8 @@ def main() -> None:
                     help="chronorec test NDCG@10 over this many seeds (--seed, --seed+1, ...), accuracy only")
     ap.add_argument("--peer-reference", type=Path, nargs="*", default=[], metavar="FILE",
                     help="earlier recbole_train.py results (e.g. run to convergence) to add as reference rows")
+    ap.add_argument("--paired", action="store_true",
+                    help="write every run's test ranks and compare chronorec with RecBole user by user")
     ap.add_argument("--timeout", type=float, default=4 * 3600.0, help="seconds per child run")
     ap.add_argument("--atomic-root", type=Path, default=RESULTS / "atomic")
     ap.add_argument("--work", type=Path, default=RESULTS / "nextitem-bench")
@@ -234,7 +293,7 @@ def main() -> None:
     if args.peer_epochs == 0 and args.reuse_peers is None:
         args.reuse_peers = RESULTS / "peers"
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = args.stamp = time.strftime("%Y%m%d-%H%M%S")
     info_start = machine_info()
     rows: list[dict[str, Any]] = []
     for dataset in args.datasets:
@@ -248,12 +307,15 @@ def main() -> None:
             ours = chronorec_run(dataset, prepared, model, args)
             if args.seeds > 1:
                 seed_repeats(dataset, prepared, model, ours, args)
+            references = reference_rows(dataset, model, args.peer_reference)
+            if args.paired:
+                paired_comparison(ours, peer, references)
             rows.append(ours)
             if peer is not None:
                 for key in ("s_per_epoch", "cpu_s_per_epoch", "peak_rss_mb"):
                     peer[key + "_x"] = ratio(ours.get(key), peer.get(key), False)
                 rows.append(peer)
-            rows.extend(reference_rows(dataset, model, args.peer_reference))
+            rows.extend(references)
             print(f"{dataset} {model}: done (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
             _write(stamp, args, info_start, rows)
 

@@ -145,6 +145,7 @@ def main() -> None:
         "max_len": args.max_len,
         "seed": ckpt["config"]["seed"] if args.from_checkpoint is not None else config["seed"],
         "from_checkpoint": str(args.from_checkpoint) if args.from_checkpoint is not None else None,
+        "ranks_out": str(args.ranks_out) if args.ranks_out is not None else None,
         "n_params": n_params,
         "train_s_per_epoch": _mean(w for w, _ in train_s),
         "train_cpu_s_per_epoch": _mean(c for _, c in train_s),
