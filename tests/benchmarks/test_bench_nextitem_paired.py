@@ -87,3 +87,6 @@ def test_paired_falls_back_to_the_same_run_model_then_says_why_not(tmp_path: Pat
     bench.paired_comparison(lonely, None, [{"note": "no ranks"}])
     assert lonely["paired_note"] == "no RecBole ranks to compare with"
     assert "paired_ndcg10" not in lonely
+    failed = {"paired_note": "chronorec predict failed: ..."}  # the reason chronorec_run recorded stays
+    bench.paired_comparison(failed, peer, [])
+    assert failed["paired_note"] == "chronorec predict failed: ..."
