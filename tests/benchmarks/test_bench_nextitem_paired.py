@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
+from rankfiles import load_script, ndcg10, write_ranks
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nextitem.py"
-spec = importlib.util.spec_from_file_location("bench_nextitem", SCRIPT)
-assert spec is not None and spec.loader is not None
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
-
-
-def _ranks(path: Path, ranks: list[int], users: list[str] | None = None) -> Path:
-    users = users or [str(u) for u in range(len(ranks))]
-    df = pl.DataFrame({"user": users, "item": [f"i{u}" for u in users], "rank": ranks})
-    if path.suffix == ".csv":
-        df.write_csv(path)
-    else:
-        df.write_parquet(path)
-    return path
-
-
-def _ndcg10(ranks: list[int]) -> float:
-    return float(np.mean([1 / math.log2(r + 1) if r <= 10 else 0.0 for r in ranks]))
+bench = load_script("bench_nextitem")
 
 
 def _result(path: Path, **extra: object) -> Path:
@@ -41,10 +21,10 @@ def _result(path: Path, **extra: object) -> Path:
 
 
 def test_reference_ranks_found_by_key_or_beside_the_result(tmp_path: Path) -> None:
-    named = _ranks(tmp_path / "elsewhere.csv", [1, 2])
+    named = write_ranks(tmp_path / "elsewhere.csv", [1, 2])
     a = _result(tmp_path / "a.json", ranks_out=str(named))
     b = _result(tmp_path / "b.json")
-    _ranks(tmp_path / "b-ranks.csv", [1, 2])
+    write_ranks(tmp_path / "b-ranks.csv", [1, 2])
     c = _result(tmp_path / "c.json")  # no ranks anywhere
     rows = bench.reference_rows("ml-100k", "sasrec", [a, b, c])
     assert [r.get("ranks") for r in rows[:3]] == [str(named), str(tmp_path / "b-ranks.csv"), None]
@@ -56,15 +36,15 @@ def test_paired_against_references_on_common_targets(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     peer = [list(rng.integers(1, 30, 60)) for _ in range(2)]
     ours = [[max(1, r - 2) for r in peer[0]], [max(1, r - 1) for r in peer[1]], list(peer[0])]
-    refs = [{"ranks": str(_ranks(tmp_path / f"rb{i}.csv", p, users))} for i, p in enumerate(peer)]
+    refs = [{"ranks": str(write_ranks(tmp_path / f"rb{i}.csv", p, users))} for i, p in enumerate(peer)]
     refs.append({"note": "a reference without ranks"})
     # one more target on chronorec's side only (RecBole's float32 timestamps): dropped, not an error
-    files = [_ranks(tmp_path / f"cr{i}.parquet", [*o, 1], [*users, "extra"]) for i, o in enumerate(ours)]
+    files = [write_ranks(tmp_path / f"cr{i}.parquet", [*o, 1], [*users, "extra"]) for i, o in enumerate(ours)]
     row = {"ranks": str(files[0]), "seed_ranks": [str(f) for f in files[1:]]}
-    same_run = {"ranks": str(_ranks(tmp_path / "same.csv", [50] * 60, users))}
+    same_run = {"ranks": str(write_ranks(tmp_path / "same.csv", [50] * 60, users))}
     bench.paired_comparison(row, same_run, refs)
 
-    want = np.mean([_ndcg10(o) for o in ours]) - np.mean([_ndcg10(p) for p in peer])
+    want = np.mean([ndcg10(o) for o in ours]) - np.mean([ndcg10(p) for p in peer])
     assert row["paired_ndcg10_diff"] == pytest.approx(want, abs=1e-5)
     lo, hi = row["paired_ndcg10_ci95"]
     assert lo <= row["paired_ndcg10_diff"] <= hi
@@ -77,8 +57,8 @@ def test_paired_against_references_on_common_targets(tmp_path: Path) -> None:
 
 
 def test_paired_falls_back_to_the_same_run_model_then_says_why_not(tmp_path: Path) -> None:
-    ours = {"ranks": str(_ranks(tmp_path / "cr.parquet", [1, 1, 1]))}
-    peer = {"ranks": str(_ranks(tmp_path / "same.csv", [20, 20, 20]))}
+    ours = {"ranks": str(write_ranks(tmp_path / "cr.parquet", [1, 1, 1]))}
+    peer = {"ranks": str(write_ranks(tmp_path / "same.csv", [20, 20, 20]))}
     bench.paired_comparison(ours, peer, [])
     assert ours["paired_vs"]["recbole"] == "same-run model"
     assert ours["paired_ndcg10_diff"] == pytest.approx(1.0)  # rank 1 everywhere against outside the top 10

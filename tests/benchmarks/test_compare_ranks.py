@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
-import math
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from rankfiles import load_script, ndcg10, write_ranks
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_ranks.py"
-spec = importlib.util.spec_from_file_location("compare_ranks", SCRIPT)
-assert spec is not None and spec.loader is not None
-cr = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cr)
-
-
-def _write(path: Path, ranks: list[int], users: list[str] | None = None) -> Path:
-    users = users or [str(u) for u in range(len(ranks))]
-    df = pl.DataFrame({"user": users, "item": [f"i{u}" for u in users], "rank": ranks})
-    if path.suffix == ".csv":
-        df.write_csv(path)
-    else:
-        df.write_parquet(path)
-    return path
-
-
-def _ndcg10(ranks: list[int]) -> float:
-    return float(np.mean([1 / math.log2(r + 1) if r <= 10 else 0.0 for r in ranks]))
+cr = load_script("compare_ranks")
 
 
 def test_group_means_and_paired_difference(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     base = [list(rng.integers(1, 40, 200)) for _ in range(2)]
     better = [[max(1, r - 3) for r in b] for b in base]  # every user's target moved up
-    files_a = [_write(tmp_path / f"a{i}.csv", b) for i, b in enumerate(base)]
-    files_b = [_write(tmp_path / f"b{i}.parquet", b) for i, b in enumerate(better)]
+    files_a = [write_ranks(tmp_path / f"a{i}.csv", b) for i, b in enumerate(base)]
+    files_b = [write_ranks(tmp_path / f"b{i}.parquet", b) for i, b in enumerate(better)]
     res = cr.compare({"a": files_a, "b": files_b}, ["ndcg@10", "hit@10"], resamples=2000, seed=1)
     a = res["groups"]["a"]["ndcg@10"]
-    assert a["runs"] == [round(_ndcg10(b), 5) for b in base]
-    assert a["mean"] == pytest.approx(np.mean([_ndcg10(b) for b in base]))
-    assert a["std"] == pytest.approx(np.std([_ndcg10(b) for b in base], ddof=1))
+    assert a["runs"] == [round(ndcg10(b), 5) for b in base]
+    assert a["mean"] == pytest.approx(np.mean([ndcg10(b) for b in base]))
+    assert a["std"] == pytest.approx(np.std([ndcg10(b) for b in base], ddof=1))
     d = next(x for x in res["differences"] if x["metric"] == "ndcg@10")
     assert d["diff"] == pytest.approx(res["groups"]["b"]["ndcg@10"]["mean"] - a["mean"])
     lo, hi = d["ci95"]
@@ -50,7 +31,7 @@ def test_group_means_and_paired_difference(tmp_path: Path) -> None:
 
 
 def test_identical_groups_have_a_zero_interval(tmp_path: Path) -> None:
-    f = _write(tmp_path / "r.csv", [1, 5, 12, 3, 50])
+    f = write_ranks(tmp_path / "r.csv", [1, 5, 12, 3, 50])
     res = cr.compare({"x": [f], "y": [f]}, ["mrr@10"], resamples=500, seed=0)
     d = res["differences"][0]
     assert d["diff"] == 0 and d["ci95"] == [0.0, 0.0] and d["p_not_ahead"] == 1.0
@@ -58,8 +39,8 @@ def test_identical_groups_have_a_zero_interval(tmp_path: Path) -> None:
 
 
 def test_row_order_does_not_matter(tmp_path: Path) -> None:
-    a = _write(tmp_path / "a.csv", [1, 2, 30], users=["u1", "u2", "u3"])
-    b = _write(tmp_path / "b.csv", [30, 2, 1], users=["u3", "u2", "u1"])
+    a = write_ranks(tmp_path / "a.csv", [1, 2, 30], users=["u1", "u2", "u3"])
+    b = write_ranks(tmp_path / "b.csv", [30, 2, 1], users=["u3", "u2", "u1"])
     res = cr.compare({"a": [a], "b": [b]}, ["ndcg@10"], resamples=100, seed=0)
     assert res["differences"][0]["diff"] == 0
 
@@ -80,8 +61,8 @@ def test_bad_files_name_file_and_row(tmp_path: Path, frame: pl.DataFrame, messag
 
 
 def test_runs_must_rank_the_same_targets(tmp_path: Path) -> None:
-    a = _write(tmp_path / "a.csv", [1, 2, 3])
-    b = _write(tmp_path / "b.csv", [1, 2], users=["0", "7"])
+    a = write_ranks(tmp_path / "a.csv", [1, 2, 3])
+    b = write_ranks(tmp_path / "b.csv", [1, 2], users=["0", "7"])
     with pytest.raises(SystemExit, match=r"b.csv: ranks other targets than .*a.csv \(2 rows, 2 of 3"):
         cr.compare({"a": [a], "b": [b]}, ["ndcg@10"], resamples=10, seed=0)
 
@@ -94,8 +75,8 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_common_targets_keeps_what_every_run_ranks(tmp_path: Path) -> None:
-    a = _write(tmp_path / "a.csv", [1, 2, 3], users=["u1", "u2", "u3"])
-    b = _write(tmp_path / "b.csv", [1, 20, 3], users=["u1", "u2", "u9"])
+    a = write_ranks(tmp_path / "a.csv", [1, 2, 3], users=["u1", "u2", "u3"])
+    b = write_ranks(tmp_path / "b.csv", [1, 20, 3], users=["u1", "u2", "u9"])
     res = cr.compare({"a": [a], "b": [b]}, ["hit@10"], resamples=100, seed=0, common_targets=True)
     assert res["n_targets"] == 2 and res["dropped"] == {str(a): 1, str(b): 1}
     assert res["groups"]["a"]["hit@10"]["mean"] == 1.0 and res["groups"]["b"]["hit@10"]["mean"] == 0.5
@@ -104,8 +85,8 @@ def test_common_targets_keeps_what_every_run_ranks(tmp_path: Path) -> None:
 
 def test_strata_split_users_and_recompute_within_each(tmp_path: Path) -> None:
     users = ["a", "b", "c", "d"]
-    x = _write(tmp_path / "x.csv", [1, 1, 20, 20], users=users)
-    y = _write(tmp_path / "y.csv", [1, 1, 1, 1], users=users)
+    x = write_ranks(tmp_path / "x.csv", [1, 1, 20, 20], users=users)
+    y = write_ranks(tmp_path / "y.csv", [1, 1, 1, 1], users=users)
     strata = pl.DataFrame({"user": users, "stratum": ["<=30", "<=30", "101-200", "101-200"]})
     res = cr.compare({"x": [x], "y": [y]}, ["hit@10"], resamples=200, seed=0, strata=strata)
     rows = {r["stratum"]: r for r in res["by_stratum"]}
