@@ -234,13 +234,13 @@ def paired_comparison(ours: dict[str, Any], peer: dict[str, Any] | None,
                       references: list[dict[str, Any]]) -> None:
     """Set chronorec's seeds against RecBole's runs user by user (``compare_ranks.compare``), on ``ours``.
 
-    RecBole's side: the reference runs that have ranks (converged runs), else the same-run model.
+    RecBole's side: the reference runs that have ranks (e.g. runs to convergence), else the same-run model.
     """
     from compare_ranks import compare  # imports torch: only when asked for
 
     chronorec = [Path(f) for f in [ours.get("ranks"), *ours.get("seed_ranks", [])] if f]
     recbole = [Path(r["ranks"]) for r in references if r.get("ranks")]
-    side = "converged reference runs"
+    side = "reference runs"  # converged or not: the reference files say which
     if not recbole and peer is not None and peer.get("ranks"):
         recbole, side = [Path(peer["ranks"])], "same-run model"
     if not chronorec or not recbole:
