@@ -105,8 +105,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
 def test_keep_heap_stops_training_steps_from_faulting_their_blocks_in_again() -> None:
     faults = {mode: int(subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True,
                                        check=True).stdout) for mode in ("dynamic", "kept")}
-    # 100 steps x 6 blocks x ~540 pages each with the dynamic threshold (200 steps: 51k measured, 790 kept)
-    assert faults["kept"] < 2_500 < 10_000 < faults["dynamic"], faults
+    # 100 steps x 6 blocks of ~540 pages: 13-34k faults with the dynamic threshold, 360-3,200 kept (the
+    # kept count is the rest of the process's faults and varies by machine): compare them, not a fixed bound
+    assert faults["dynamic"] > 5_000 and faults["kept"] * 4 < faults["dynamic"], faults
 
 
 def test_the_trainer_keeps_the_heap(monkeypatch: pytest.MonkeyPatch) -> None:
