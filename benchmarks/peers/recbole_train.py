@@ -17,7 +17,11 @@ best-on-valid model. Reported (one JSON line):
 padding excluded as RecBole excludes it), the format of ``chronorec predict``'s next-item output, so
 ``benchmarks/compare_ranks.py`` can compare both libraries user by user. ``--from-checkpoint FILE``
 skips training and tests a checkpoint an earlier run left in its workdir (``saved/*.pth``; the same
-``--dataset``, ``--model`` and ``--max-len``), e.g. to get the ranks of a run that took hours.
+``--dataset``, ``--model`` and ``--max-len``), e.g. to get the ranks of a run that took hours. ``--resume FILE`` goes on training from such a
+checkpoint (model, optimizer, epoch, RecBole's early-stopping count and best valid score): a copy
+of it becomes this run's best-model file, so the earlier file is never overwritten and the test
+uses the resumed run's best, which may still be the checkpoint itself. The data order after it
+differs from the uninterrupted run's (RecBole does not save its sampler state).
 
 Best-model reload: RecBole pickles its Config inside each checkpoint, so ``Trainer.evaluate(
 load_best_model=True)`` fails under torch>=2.6's ``torch.load(weights_only=True)`` default.
@@ -60,12 +64,17 @@ def main() -> None:
                     help="CSV of each test user's target rank under the best model (user,item,rank)")
     ap.add_argument("--from-checkpoint", type=Path, default=None,
                     help="no training: test this RecBole checkpoint (an earlier run's saved/*.pth)")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="go on training from this RecBole checkpoint (an earlier run's saved/*.pth)")
     args = ap.parse_args()
-    for name in ("ranks_out", "from_checkpoint"):  # before build_config_dict changes directory
+    for name in ("ranks_out", "from_checkpoint", "resume"):  # before build_config_dict changes directory
         if getattr(args, name) is not None:
             setattr(args, name, getattr(args, name).resolve())
-    if args.from_checkpoint is not None and not args.from_checkpoint.is_file():
-        raise SystemExit(f"error: {args.from_checkpoint}: no such checkpoint")
+    for given in (args.from_checkpoint, args.resume):
+        if given is not None and not given.is_file():
+            raise SystemExit(f"error: {given}: no such checkpoint")
+    if args.from_checkpoint is not None and args.resume is not None:
+        raise SystemExit("error: --from-checkpoint tests a checkpoint, --resume trains on from one: not both")
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
 
@@ -97,6 +106,7 @@ def main() -> None:
         best: dict[str, Any] = {"score": float("-inf"), "state": None}
         _time_method(trainer, "_train_epoch", train_s)
         _time_method(trainer, "_valid_epoch", valid_s)
+        resumed = _resume(trainer, args.resume, args.model) if args.resume is not None else None
         fit_start = time.perf_counter()
 
         def on_epoch(epoch: int, score: float) -> None:
@@ -135,6 +145,8 @@ def main() -> None:
             _write_ranks(args.ranks_out, dataset, ranks)
 
     best_row = max(history, key=lambda r: r["valid_ndcg10"]) if history else None
+    if resumed is not None and (best_row is None or best_row["valid_ndcg10"] <= resumed["best_valid_ndcg10"]):
+        best_row = {"epoch": resumed["epoch"], "valid_ndcg10": resumed["best_valid_ndcg10"], "elapsed_s": 0.0}
     emit({
         "runner": "recbole_train",
         "library": f"recbole {recbole.__version__}",
@@ -145,6 +157,7 @@ def main() -> None:
         "max_len": args.max_len,
         "seed": ckpt["config"]["seed"] if args.from_checkpoint is not None else config["seed"],
         "from_checkpoint": str(args.from_checkpoint) if args.from_checkpoint is not None else None,
+        "resumed_from": resumed,
         "ranks_out": str(args.ranks_out) if args.ranks_out is not None else None,
         "n_params": n_params,
         "train_s_per_epoch": _mean(w for w, _ in train_s),
@@ -169,6 +182,28 @@ def main() -> None:
         "reload": args.reload,
         **dataset_stats(dataset, train, valid, test),
     })
+
+
+def _resume(trainer: Any, path: Path, model_name: str) -> dict[str, Any]:
+    """Load a checkpoint into ``trainer`` to train on from it (RecBole's ``resume_checkpoint`` calls
+    ``torch.load`` with torch>=2.6's ``weights_only=True`` default, which its pickled Config fails)."""
+    import shutil
+
+    import torch
+
+    ckpt = torch.load(path, map_location=trainer.device, weights_only=False)
+    if ckpt["config"]["model"] != model_name:
+        raise SystemExit(f"error: {path}: a {ckpt['config']['model']} checkpoint, not {model_name}")
+    trainer.model.load_state_dict(ckpt["state_dict"])
+    trainer.model.load_other_parameter(ckpt.get("other_parameter"))
+    trainer.optimizer.load_state_dict(ckpt["optimizer"])
+    trainer.start_epoch = ckpt["epoch"] + 1
+    trainer.cur_step = ckpt["cur_step"]
+    trainer.best_valid_score = ckpt["best_valid_score"]
+    # The resumed run's best-model file starts as a copy: a run that never beats it still tests it.
+    shutil.copyfile(path, trainer.saved_model_file)
+    return {"file": str(path), "epoch": int(ckpt["epoch"]), "cur_step": int(ckpt["cur_step"]),
+            "best_valid_ndcg10": round(float(ckpt["best_valid_score"]), 5)}
 
 
 def _mean(values: Any) -> float | None:
