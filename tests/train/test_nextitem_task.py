@@ -104,6 +104,51 @@ def test_epoch_loss_norm_weighs_every_term_alike_whatever_its_batch() -> None:
         NextItemTask(N, loss_norm="tokens")
 
 
+def test_dropout_copies_deal_each_target_to_exactly_one_copy_of_its_row() -> None:
+    b = train_batch()
+    b.target_item[0, :] = 0
+    b.target_item[0, 3] = 5  # a row with one target: one copy
+    real = b.target_item >= 2
+    for K in (2, 3, 20):
+        torch.manual_seed(K)
+        out = NextItemTask._deal_targets(b, K)
+        rows = [int((out.user == u).sum()) for u in b.user]  # synthetic users are distinct per row
+        assert rows == [min(K, int(n)) for n in real.sum(1)]
+        for r in range(len(b)):
+            copies = out.target_item[out.user == b.user[r]]  # [c, L]
+            assert ((copies >= 2).sum(0) == real[r].long()).all()  # each target in exactly one copy
+            torch.testing.assert_close(copies.max(0).values * real[r], b.target_item[r] * real[r])
+            assert ((copies >= 2).sum(1) >= 1).all()  # no copy without a target
+            counts = (copies >= 2).sum(1)
+            assert int(counts.max() - counts.min()) <= 1  # dealt evenly
+            torch.testing.assert_close(out.hist_item[out.user == b.user[r]], b.hist_item[r].expand(len(copies), -1))
+
+
+def test_dropout_copies_keep_the_loss_without_dropout_and_draw_fresh_masks_with_it() -> None:
+    b = train_batch()
+    assert len(set(b.user.tolist())) == len(b)
+    m = Echo()
+    plain = NextItemTask(N, loss_norm="epoch")
+    dealt = NextItemTask(N, loss_norm="epoch", dropout_copies=3)
+    for task in (plain, dealt):
+        task.terms_per_batch = 17.0
+    torch.testing.assert_close(dealt.loss(m, b), plain.loss(m, b))  # the same terms, the same weight
+    with pytest.raises(ValueError, match="dropout_copies"):
+        NextItemTask(N, dropout_copies=0)
+
+    class Dropped(Echo):
+        def forward(self, batch: Batch) -> ModelOutput:
+            self.seen = (batch.user, F.dropout(self.enc[batch.hist_item], 0.5, training=True))
+            return ModelOutput(logits=self.seen[1])
+
+    d = Dropped()
+    _, t, _, _ = NextItemTask(N, dropout_copies=4)._terms(d, b)
+    assert len(t) == int((b.target_item >= 2).sum())
+    users, x = d.seen  # [R], [R, L, D]: a row's copies see its first behavior through different masks
+    first = users == b.user[0]
+    assert int(first.sum()) > 1 and not torch.equal(x[first][0, 0], x[first][1, 0])
+
+
 # one row per chunk, 3 rows, everything; the item gradient per chunk (group_bytes=1) or per call
 @pytest.mark.parametrize(("chunk_elems", "group_bytes"), [(1, 1), (1, 1 << 20), (3 * N, 1), (3 * N, 1 << 20), (10**9, 1 << 20)])
 def test_fused_ce_matches_autograd_reference(chunk_elems: int, group_bytes: int) -> None:

@@ -27,6 +27,15 @@ Losses (``D`` hidden size, ``N`` real target positions in the batch, ``n`` items
 * ``"bce"``: one uniform negative per position, ``softplus(-s_pos) + softplus(s_neg)`` (SASRec's
   original loss); a negative equal to the target is dropped.
 
+Independent dropout per target (``dropout_copies=K``, ``--set task.dropout_copies=K``): training one
+whole sequence in one pass gives all its targets the same dropout masks on the behaviors they share,
+where RecBole's prefixes draw a fresh mask for each target. With ``K > 1`` every training row is
+encoded up to ``K`` times, each copy with its own masks, and the row's targets are dealt among the
+copies round-robin from a random offset (a row with ``m < K`` targets gets ``m`` copies); every target
+is still trained exactly once, so the loss and its normalisation are unchanged and the cost grows by
+at most ``K``. It applies to per-position training (SASRec, GRU4Rec, LightSANs, BERT4Rec's cloze
+targets), after ``prepare_batch``.
+
 Evaluation: per batch one matmul ``[B, D] @ [D, n]``, padding and UNK scores set to ``-inf``, and the
 pessimistic rank of the target (:func:`chronorec.metrics.ranking.ranks_from_scores`). With
 ``exclude_seen=True`` the items in the batch's history (other than the target) are also removed
@@ -201,7 +210,10 @@ class NextItemTask:
         select_metric: str = "ndcg@10",
         loss_precision: Precision = "fp32",
         loss_norm: LossNorm = "batch",
+        dropout_copies: int = 1,
     ) -> None:
+        if dropout_copies < 1:
+            raise ValueError(f"task.dropout_copies must be >= 1, got {dropout_copies}")
         if loss_norm not in get_args(LossNorm):
             raise ValueError(f"unknown task.loss_norm {loss_norm!r}; choose batch or epoch")
         if loss_precision not in get_args(Precision):
@@ -217,6 +229,7 @@ class NextItemTask:
         self.select_metric = select_metric
         self.loss_precision = loss_precision
         self.loss_norm = loss_norm
+        self.dropout_copies = dropout_copies
         self.terms_per_batch: float | None = None  # loss_norm="epoch": set by calibrate()
         self.sample_prob: Tensor | None = None
         if item_counts is not None:
@@ -246,6 +259,8 @@ class NextItemTask:
     def _terms(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """One training forward: ``(h [N, D], targets [N], activity group of each term [N], aux loss)``."""
         b = self._prepare(model, batch, training=True)
+        if self.dropout_copies > 1 and b.per_position_targets:
+            b = self._deal_targets(b, self.dropout_copies)
         out = model(b)
         if b.per_position_targets:
             real = b.target_item >= FIRST_ID  # [B, L]
@@ -256,6 +271,22 @@ class NextItemTask:
             keep = b.target_item >= FIRST_ID
             h, t, rows = h[keep], b.target_item[keep], keep.nonzero()[:, 0]
         return h, t, b.group.to(h.device)[rows], out.aux_loss
+
+    @staticmethod
+    def _deal_targets(b: Batch, K: int) -> Batch:
+        """Up to ``K`` copies of each row of a per-position batch, the row's targets dealt among them
+        round-robin from a random offset; copies that would get no target are left out."""
+        real = b.target_item >= FIRST_ID  # [B, L]
+        n = real.sum(1)  # [B] targets per row
+        offset = (torch.rand(n.shape, device=n.device) * n.clamp_min(1)).long()  # [B] in [0, n)
+        rank = real.long().cumsum(1) - 1 + offset[:, None]  # [B, L] dealing order of each target
+        copy = torch.arange(K, device=n.device)  # [K]
+        used = copy[None, :] < n[:, None].clamp_max(K)  # [B, K] copies that get a target
+        rows, ks = used.nonzero(as_tuple=True)  # [R], [R] row and copy number of each kept copy
+        out = b.select(rows)
+        mine = real[rows] & (rank[rows] % n[rows, None].clamp(1, K) == ks[:, None])  # [R, L]
+        out.target_item = torch.where(mine, out.target_item, torch.zeros_like(out.target_item))
+        return out
 
     def _mean_loss(self, h: Tensor, t: Tensor, W: Tensor) -> Tensor:
         """The configured loss, averaged over the ``N`` terms ``h [N, D]``, ``t [N]``."""

@@ -36,6 +36,7 @@ class NextItemTaskOptions(BaseModel):
     select_metric: str = "ndcg@10"
     loss_precision: Precision = "fp32"
     loss_norm: LossNorm = "epoch"  # run_config records the value in config.json (old files: batch)
+    dropout_copies: int = Field(1, ge=1)  # encode each training row up to K times, its targets dealt among them
 
     @model_validator(mode="after")
     def _metric_is_computed(self) -> NextItemTaskOptions:
