@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from chronorec.data.batch import Batch, synthetic_batch
 from chronorec.metrics.ranking import ranking_metrics, ranks_from_scores
 from chronorec.models.base import ModelOutput, NextItemModel
-from chronorec.train.nextitem_task import NextItemTask, full_softmax_ce
+from chronorec.train.full_softmax import full_softmax_ce
+from chronorec.train.nextitem_task import NextItemTask
 
 N = 30  # item vocabulary incl. padding and UNK
 
@@ -337,7 +338,7 @@ def test_epoch_loss_norm_calibrated_from_a_real_loader_also_under_a_weighted_str
 def test_ce_group_is_small_for_a_small_catalogue_and_unchanged_for_a_large_one() -> None:
     """The item-gradient group (the [group, n] logits buffer): 16 MB at most, as before, but no more
     than 1,024 rows (down to 4 MB) where the catalogue is small, e.g. ml-100k's 1,683 items."""
-    from chronorec.train.nextitem_task import ce_chunking
+    from chronorec.train.full_softmax import ce_chunking
 
     rows, group = ce_chunking(3000, 1683, 4)  # ml-100k, batch 64 x ~47 positions, fp32
     assert rows == 600 and group == 600 and group * 1683 * 4 <= 4 << 20  # was 2,400 rows, 16 MB

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from chronorec.errors import ChronorecError, first_validation_error
 from chronorec.metrics.ctr import GaucWeight
 from chronorec.metrics.ranking import DEFAULT_KS
-from chronorec.train.nextitem_task import EXCLUDE_SUFFIX, LossKind, LossNorm, Precision
+from chronorec.train.full_softmax import Precision
+from chronorec.train.nextitem_task import EXCLUDE_SUFFIX, LossKind, LossNorm
 
 
 class CTRTaskOptions(BaseModel):
