@@ -146,7 +146,7 @@ def main() -> None:
 
     best_row = max(history, key=lambda r: r["valid_ndcg10"]) if history else None
     if resumed is not None and (best_row is None or best_row["valid_ndcg10"] <= resumed["best_valid_ndcg10"]):
-        best_row = {"epoch": resumed["epoch"], "valid_ndcg10": resumed["best_valid_ndcg10"], "elapsed_s": 0.0}
+        best_row = {"epoch": resumed["epoch"], "valid_ndcg10": resumed["best_valid_ndcg10"], "elapsed_s": None}
     emit({
         "runner": "recbole_train",
         "library": f"recbole {recbole.__version__}",
@@ -166,7 +166,8 @@ def main() -> None:
         "valid_s_epochs": [round(w, 3) for w, _ in valid_s],
         "valid_cpu_s_epochs": [round(c, 3) for _, c in valid_s],
         "fit_s": round(fit_s, 3),
-        "time_to_best_s": round(best_row["elapsed_s"], 3) if best_row else None,
+        # None when the best is a resumed checkpoint: reached in an earlier process
+        "time_to_best_s": round(best_row["elapsed_s"], 3) if best_row and best_row["elapsed_s"] is not None else None,
         "best_epoch": best_row["epoch"] if best_row else None,
         "best_valid_ndcg10": round(best_row["valid_ndcg10"], 5) if best_row else None,
         "valid_ndcg10_epochs": [round(r["valid_ndcg10"], 5) for r in history],
