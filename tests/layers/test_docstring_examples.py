@@ -11,7 +11,7 @@ import torch
 MODULES = [
     "chronorec.layers.temporal", "chronorec.layers.attention", "chronorec.layers.embedding",
     "chronorec.layers.mlp", "chronorec.layers.rhythm", "chronorec.layers.transformer",
-    "chronorec.layers.activation_pool", "chronorec.metrics.ranking",
+    "chronorec.layers.activation_pool", "chronorec.layers.dropout", "chronorec.metrics.ranking",
 ]
 
 

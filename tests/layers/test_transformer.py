@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from chronorec.layers.dropout import Dropout
 from chronorec.layers.transformer import TransformerBlock, TransformerEncoder
 
 
@@ -69,7 +70,35 @@ def test_ffn_dropout_zero_is_recboles_feed_forward() -> None:
     h = torch.randn(3, 5, 8)
     torch.testing.assert_close(recbole.ffn(h), recbole.ffn(h))  # deterministic in training mode
     assert not torch.equal(default.ffn(h), default.ffn(h))  # the default drops inner activations
-    assert isinstance(default.ffn[2], torch.nn.Dropout) and default.ffn[2].p == 0.5
+    assert isinstance(default.ffn[2], Dropout) and default.ffn[2].p == 0.5
     assert TransformerBlock(8, 2, 16, dropout=0.5, ffn_dropout=0.1).ffn[2].p == 0.1
     enc = TransformerEncoder(2, 8, 2, 16, dropout=0.5, ffn_dropout=0.0)
     assert all(isinstance(layer.ffn[2], torch.nn.Identity) for layer in enc.layers)
+
+
+def test_reading_some_positions_computes_those_outputs_exactly() -> None:
+    """``read``: the last layer computes only the read positions; they equal the full pass, the rest are zero,
+    and the parameters get the same gradients from a loss on the read positions."""
+    from chronorec.layers.transformer import read_rows
+
+    torch.manual_seed(0)
+    lengths = torch.tensor([12, 5, 1, 0])
+    mask = torch.arange(12)[None] < lengths[:, None]  # [4, 12]
+    read = torch.zeros(4, 12, dtype=torch.bool)
+    read[0, 9:12] = True
+    read[1, [2, 4]] = True
+    read[2, 0] = True
+    read[3, 3] = True  # a padded position: never read
+    for causal in (True, False):
+        enc = TransformerEncoder(n_layers=2, dim=16, heads=2, inner=32, dropout=0.0)
+        x = torch.randn(4, 12, 16)
+        full = enc(x, mask, causal)
+        gw = torch.autograd.grad(full[read & mask].square().sum(), enc.layers[0].attn.qkv.weight)[0]
+        part = enc(x, mask, causal, read=read)
+        assert torch.allclose(part[read & mask], full[read & mask], atol=1e-5)
+        assert (part[~(read & mask)] == 0).all()
+        gp = torch.autograd.grad(part[read & mask].square().sum(), enc.layers[0].attn.qkv.weight)[0]
+        assert torch.allclose(gp, gw, atol=1e-5)
+    assert read_rows(torch.ones(2, 8, dtype=torch.bool), 8) is None  # reading most positions: no packing
+    pos, real = read_rows(read & mask, 12)
+    assert pos.shape == (4, 3) and real.sum().item() == 6 and pos[0].tolist() == [9, 10, 11]

@@ -11,6 +11,7 @@ import torch
 from chronorec.data.batch import Batch, synthetic_batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.errors import ChronorecError
+from chronorec.layers.dropout import Dropout
 from chronorec.layers.lightsans import ItemToInterest, LightSANsLayer
 from chronorec.layers.rhythm import RHYTHM_UNKNOWN
 from chronorec.layers.transformer import attention_mask
@@ -288,7 +289,42 @@ def test_models_build_from_registry_with_every_bucket_rule() -> None:
 
 @pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
 def test_ffn_dropout_reaches_every_encoder_layer(name: str) -> None:
-    for value, kind in ((None, torch.nn.Dropout), (0.0, torch.nn.Identity)):
+    for value, kind in ((None, Dropout), (0.0, torch.nn.Identity)):
         m = create_model(name, schema(), {"dim": 16, "max_len": 12, "dropout": 0.3, "ffn_dropout": value})
         assert all(isinstance(layer.ffn[2], kind) for layer in m.encoder.layers)
 
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+def test_training_reads_only_target_positions_with_the_same_loss_and_gradients(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In training the encoders' last layer computes only the positions the loss reads (a window's
+    last targets, BERT4Rec's masked slots); loss and gradients are those of the full pass."""
+    from chronorec.models.nextitem.common import SequenceRecommender
+    from chronorec.train.nextitem_task import NextItemTask
+
+    b = train_batch(seed=3)
+    late = torch.arange(b.max_len)[None, :] >= (b.lengths - 2)[:, None]  # [B, L]: a stride-2 window's targets
+    b = replace(b, target_item=torch.where(late, b.target_item, torch.zeros_like(b.target_item)))
+    import chronorec.layers.transformer as tr
+
+    packed = []
+    real_read_rows = tr.read_rows
+    monkeypatch.setattr(tr, "read_rows", lambda *a, **k: packed.append(real_read_rows(*a, **k)) or packed[-1])
+    task = NextItemTask(N_ITEMS)
+    results = []
+    for pruned in (True, False):
+        m = model(name).train()
+        if not pruned:
+            monkeypatch.setattr(SequenceRecommender, "read_positions", lambda self, batch: None)
+        torch.manual_seed(1)  # BERT4Rec's cloze draws the same masks
+        loss = task.loss(m, b)
+        loss.backward()
+        results.append((loss.detach(), {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}))
+    (lp, gp), (lf, gf) = results
+    assert len(packed) == 1 and packed[0] is not None  # the pruned pass really packed its read positions
+    torch.testing.assert_close(lp, lf)
+    assert gp.keys() == gf.keys()
+    for k in gf:
+        torch.testing.assert_close(gp[k], gf[k], atol=1e-6, rtol=1e-4)

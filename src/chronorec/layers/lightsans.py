@@ -32,6 +32,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from chronorec.layers.dropout import Dropout
 from chronorec.layers.transformer import _ACTS, attention_mask
 
 
@@ -70,12 +71,12 @@ class LightSANsLayer(nn.Module):
         self.pos_qk = nn.Linear(dim, 2 * dim)
         # RecBole scales position queries by (2 d_h)^-1/2 and the product again by d_h^-1/2
         self.pos_scale = (2.0 * self.dh) ** -0.5 / math.sqrt(self.dh)
-        self.attn_drop = nn.Dropout(dropout)
+        self.attn_drop = Dropout(dropout)
         self.out = nn.Linear(dim, dim)
         self.ln1 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, inner), _ACTS[act](), nn.Linear(inner, dim))
         self.ln2 = nn.LayerNorm(dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def _heads(self, t: Tensor) -> Tensor:
         """[..., L, D] -> [..., H, L, d_h]."""

@@ -18,6 +18,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from chronorec.layers.dropout import Dropout
+
 Activation = Literal["sigmoid", "relu", "prelu", "dice"]
 
 
@@ -78,7 +80,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         d = in_dim
         for h in hidden:
-            layers += [nn.Linear(d, h), make_activation(activation, h), nn.Dropout(dropout)]
+            layers += [nn.Linear(d, h), make_activation(activation, h), Dropout(dropout)]
             d = h
         if out_dim is not None:
             layers.append(nn.Linear(d, out_dim))

@@ -29,6 +29,7 @@ from torch import nn
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
 from chronorec.layers.attention import masked_mean
+from chronorec.layers.dropout import Dropout
 from chronorec.layers.temporal import TemporalKind
 from chronorec.layers.transformer import TransformerEncoder
 from chronorec.models.base import Explanation, ModelOutput
@@ -52,7 +53,7 @@ class SelfAttentionCTR(CTRBase):
     def __init__(self, schema: DatasetSchema, cfg: SelfAttentionCTRConfig) -> None:
         super().__init__(schema, cfg)
         self.ln = nn.LayerNorm(self.D)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.encoder = TransformerEncoder(cfg.layers, self.D, cfg.heads, cfg.inner, cfg.dropout)
         self.mlp = self.head(3 * self.D)
 

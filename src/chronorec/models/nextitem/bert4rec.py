@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
+from chronorec.layers.dropout import Dropout
 from chronorec.layers.rhythm import RHYTHM_UNKNOWN
 from chronorec.layers.transformer import TransformerEncoder
 from chronorec.models.nextitem.common import (
@@ -68,7 +69,7 @@ class BERT4Rec(SequenceRecommender):
         super().__init__(schema, cfg, extra_item_rows=1)
         self.mask_id = self.n_items  # the extra row after the real items
         self.ln = nn.LayerNorm(cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.encoder = TransformerEncoder(
             cfg.n_layers, cfg.dim, cfg.heads, cfg.inner, cfg.dropout, cfg.act, cfg.ffn_dropout
         )
@@ -127,5 +128,6 @@ class BERT4Rec(SequenceRecommender):
             if not self.cfg.target_time:  # a masked slot's time is as hidden as its item
                 ids = torch.where(batch.hist_item == self.mask_id, torch.full_like(ids, RHYTHM_UNKNOWN), ids)
         x = self.item_emb(batch.hist_item) + self.morphed_positions(batch, ids)  # [B, L, D]
-        h = self.encoder(self.drop(self.ln(x)), batch.mask, causal=False)  # [B, L, D]
+        read = self.read_positions(batch)  # the masked slots in training
+        h = self.encoder(self.drop(self.ln(x)), batch.mask, causal=False, read=read)  # [B, L, D]
         return self.head(h) * batch.mask[..., None].to(h.dtype)  # [B, L, D]

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
-from chronorec.data.schema import DatasetSchema
+from chronorec.data.schema import FIRST_ID, DatasetSchema
 from chronorec.layers.rhythm import BucketRule, FusionKind, PositionRhythmFusion, RhythmEmbedding
 from chronorec.models.base import ModelOutput, NextItemModel
 
@@ -223,6 +223,13 @@ class SequenceRecommender(NextItemModel):
         """``[B, L]`` seconds from behavior ``j`` to the time of the item its hidden state predicts."""
         tt = batch.target_ts if batch.per_position_targets else batch.target_ts[:, None]  # [B, L|1]
         return torch.where(tt > 0, tt - batch.hist_ts, torch.full_like(batch.hist_ts, -1))  # [B, L]
+
+    def read_positions(self, batch: Batch) -> Tensor | None:
+        """``[B, L]`` positions whose states the training loss reads (its per-position targets), so an
+        encoder can skip the rest in its last layer; None (read everything) outside training."""
+        if not self.training or not batch.per_position_targets:
+            return None
+        return batch.target_item >= FIRST_ID  # [B, L]
 
     def encode(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

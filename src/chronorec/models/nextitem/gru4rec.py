@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
+from chronorec.layers.dropout import Dropout
 from chronorec.models.nextitem.common import SeqRecConfig, SequenceRecommender
 from chronorec.models.registry import register_model
 
@@ -44,7 +45,7 @@ class GRU4Rec(SequenceRecommender):
 
     def __init__(self, schema: DatasetSchema, cfg: GRU4RecConfig) -> None:
         super().__init__(schema, cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.gru = nn.GRU(cfg.dim, cfg.hidden, num_layers=cfg.n_layers, batch_first=True, bias=False)
         self.proj = nn.Linear(cfg.hidden, cfg.dim)
         # RecBole: xavier-uniform GRU weights, xavier-normal embeddings and projections

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
+from chronorec.layers.dropout import Dropout
 from chronorec.layers.lightsans import LightSANsEncoder
 from chronorec.models.nextitem.common import SequenceRecommender, TransformerConfig, init_normal
 from chronorec.models.registry import register_model
@@ -43,7 +44,7 @@ class LightSANs(SequenceRecommender):
     def __init__(self, schema: DatasetSchema, cfg: LightSANsConfig) -> None:
         super().__init__(schema, cfg)
         self.ln = nn.LayerNorm(cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.encoder = LightSANsEncoder(
             cfg.n_layers, cfg.dim, cfg.heads, cfg.k_interests, cfg.inner, cfg.dropout, cfg.act
         )

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from chronorec.data.batch import Batch
 from chronorec.data.schema import DatasetSchema
+from chronorec.layers.dropout import Dropout
 from chronorec.layers.transformer import TransformerEncoder
 from chronorec.models.nextitem.common import EncoderConfig, SequenceRecommender, init_normal
 from chronorec.models.registry import register_model
@@ -45,7 +46,7 @@ class SASRec(SequenceRecommender):
     def __init__(self, schema: DatasetSchema, cfg: SASRecConfig) -> None:
         super().__init__(schema, cfg)
         self.ln = nn.LayerNorm(cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.encoder = TransformerEncoder(
             cfg.n_layers, cfg.dim, cfg.heads, cfg.inner, cfg.dropout, cfg.act, cfg.ffn_dropout
         )
@@ -54,4 +55,4 @@ class SASRec(SequenceRecommender):
     def encode(self, batch: Batch) -> Tensor:
         x = self.item_emb(batch.hist_item) + self.morphed_positions(batch)  # [B, L, D]
         x = self.drop(self.ln(x))  # [B, L, D]
-        return self.encoder(x, batch.mask, causal=True)  # [B, L, D]
+        return self.encoder(x, batch.mask, causal=True, read=self.read_positions(batch))  # [B, L, D]
