@@ -11,6 +11,7 @@ import torch
 from chronorec.data.dataset import PreparedDataset
 from chronorec.data.loader import BatchLoader, batch_from_histories, sequence_windows
 from chronorec.data.timefeatures import calendar_fields
+from chronorec.errors import ChronorecError
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +176,23 @@ def test_sequence_windows_by_hand() -> None:
     assert (c == a + 1).all()
     seq, a, b, c = sequence_windows(np.array([0]), np.array([8]), max_len=3, stride=2)
     assert a.tolist() == [4, 2, 0, 0] and b.tolist() == [7, 5, 3, 1] and c.tolist() == [6, 4, 2, 1]
+
+
+def test_max_windows_grows_a_long_sequences_stride_only() -> None:
+    """``max_windows=2`` with stride 1: a 3-target sequence gets two windows (its own stride ceil(3/2) = 2),
+    a 2-target one keeps stride 1, an 11-target one's stride stops at max_len; every target trained once."""
+    starts, ends = np.array([0, 10, 20]), np.array([4, 13, 32])  # 3, 2 and 11 targets
+    seq, a, b, c = sequence_windows(starts, ends, max_len=4, stride=1, max_windows=2)
+    assert np.bincount(seq).tolist() == [2, 2, 3]  # 11 targets: stride ceil(11/2)=6 > max_len 4 -> capped, 3 windows
+    assert b[seq == 0].tolist() == [3, 1] and c[seq == 0].tolist() == [2, 1]  # own stride 2
+    assert b[seq == 1].tolist() == [12, 11] and c[seq == 1].tolist() == [12, 11]  # own stride 1
+    assert b[seq == 2].tolist() == [31, 27, 23] and c[seq == 2].tolist() == [28, 24, 21]  # own stride 4 = max_len
+    for r, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        trained = np.concatenate([np.arange(ci, bi + 1) for ci, bi in zip(c[seq == r], b[seq == r], strict=True)])
+        assert sorted(trained.tolist()) == list(range(s + 1, e))  # each target once
+    assert (b - a <= 4).all()
+    with pytest.raises(ChronorecError, match="max_windows"):
+        sequence_windows(starts, ends, max_len=4, stride=1, max_windows=0)
 
 
 def test_batch_from_histories_matches_loader(ctr: PreparedDataset) -> None:

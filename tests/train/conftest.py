@@ -54,8 +54,9 @@ class FakeDataset:
 class FakeLoader:
     def __init__(self, dataset: FakeDataset, split: str, *, batch_size: int, shuffle: bool, seed: int,
                  max_len: int | None, rank: int = 0, world_size: int = 1, bucket: bool = False,
-                 groups: list[int] | None = None, window_stride: int | None = None) -> None:
-        assert groups is None and window_stride is None, "the fake loader has no activity groups or windows"
+                 groups: list[int] | None = None, window_stride: int | None = None,
+                 max_windows: int | None = None) -> None:
+        assert groups is None and window_stride is None and max_windows is None, "the fake loader has no groups or windows"
         self.data = dataset.splits[split]
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size

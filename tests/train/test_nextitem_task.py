@@ -381,3 +381,15 @@ def test_window_stride_trains_each_target_once_with_more_history(tiny_nextitem_d
         build.run_config(tiny_nextitem_dataset, "gru4rec", parse_overrides(["model.max_len=8", "train.window_stride=9"]))
     with pytest.raises(ChronorecError, match="window_stride=2 needs next-item data"):
         build.run_config(tiny_ctr_dataset, "din", parse_overrides(["train.window_stride=2"]))
+    # train.max_windows: stride 1, but no sequence cut into more than 3 windows (while max_len allows)
+    cfg = build.run_config(tiny_nextitem_dataset, "gru4rec", parse_overrides(
+        ["model.max_len=8", "train.window_stride=1", "train.max_windows=3"]))
+    capped = build.make_train_loader(cfg, ds)
+    n_seq = ds.samples("train")["hist_end"].size
+    per_seq = np.bincount(capped.row_sample, minlength=n_seq)
+    n_targets = np.maximum(ds.samples("train")["hist_end"] - ds.samples("train")["hist_start"] - 1, 0)
+    assert (per_seq[n_targets <= 24] <= 3).all() and (per_seq == np.minimum(n_targets, 3))[n_targets <= 3].all()
+    got = np.sort(np.concatenate([np.arange(c, b + 1) for c, b in zip(capped.target_from, capped.end, strict=True)]))
+    np.testing.assert_array_equal(got, trained[0])
+    with pytest.raises(ChronorecError, match="max_windows=2 needs next-item data"):
+        build.run_config(tiny_ctr_dataset, "din", parse_overrides(["train.max_windows=2"]))

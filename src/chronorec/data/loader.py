@@ -7,8 +7,9 @@ A loader row is an event slice ``[start, end)`` (the history) plus its target. I
 ``events[s : e-1]`` and per-position targets ``events[s+1 : e]``; a sequence with more than
 ``max_len`` targets is cut, from its end, into windows of ``max_len`` inputs that advance by
 ``window_stride`` (default ``max_len``: disjoint windows; a smaller stride gives later windows
-``max_len - stride`` positions of context whose targets are 0, so every target is trained once).
-Windows are computed vectorised at init.
+``max_len - stride`` positions of context whose targets are 0, so every target is trained once);
+``max_windows`` caps a sequence's windows by growing its own stride (few windows for long histories,
+one per target for short ones). Windows are computed vectorised at init.
 
 One batch: ``lengths = min(end - start, max_len)``, ``L`` = the batch's own longest row, a 2-D
 index ``start + arange(L)`` gathered from the flat arrays with a mask (right padding).
@@ -117,25 +118,34 @@ def gather_batch(
 
 
 def sequence_windows(
-    start: np.ndarray, end: np.ndarray, max_len: int, stride: int | None = None
+    start: np.ndarray, end: np.ndarray, max_len: int, stride: int | None = None, max_windows: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Windows of train sequences: (sequence row, input start, input end, first target row).
 
     Sequence ``[s, e)`` has targets at rows ``s+1 .. e-1``; window k (from the end) has inputs
     ``[max(s, b - max_len), b)`` with ``b = e - 1 - k * stride`` and trains targets ``>= b - stride + 1``.
+    ``max_windows``: a sequence's own stride grows to ``ceil(targets / max_windows)`` (at most
+    ``max_len``), so none has more than ``max_windows`` windows unless it has more than
+    ``max_windows * max_len`` targets.
     """
     stride = max_len if stride is None else stride
     if not 1 <= stride <= max_len:
         raise ChronorecError(f"window stride must be in 1..max_len ({max_len}), got {stride}")
+    if max_windows is not None and max_windows < 1:
+        raise ChronorecError(f"max_windows must be >= 1, got {max_windows}")
     start = np.asarray(start, dtype=np.int64)
     end = np.asarray(end, dtype=np.int64)
     n_targets = np.maximum(end - start - 1, 0)
-    k_per = -(-n_targets // stride)  # ceil
+    own = np.full(start.size, stride, dtype=np.int64)  # each sequence's stride
+    if max_windows is not None:
+        own = np.clip(-(-n_targets // max_windows), stride, max_len)
+    k_per = -(-n_targets // own)  # ceil
     seq = np.repeat(np.arange(start.size, dtype=np.int64), k_per)
     k = ragged_arange(np.zeros(start.size, dtype=np.int64), k_per)
-    b = end[seq] - 1 - k * stride
+    step = own[seq]
+    b = end[seq] - 1 - k * step
     a = np.maximum(start[seq], b - max_len)
-    c = np.maximum(a + 1, b - stride + 1)
+    c = np.maximum(a + 1, b - step + 1)
     return seq, a, b, c
 
 
@@ -163,6 +173,7 @@ class BatchLoader:
         sequence: bool | None = None,
         window_stride: int | None = None,
         groups: Sequence[int] | None = None,
+        max_windows: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ChronorecError(f"batch_size must be >= 1, got {batch_size}")
@@ -179,7 +190,7 @@ class BatchLoader:
             sequence = ds.schema.task == "next_item" and split == "train"
         self.sequence = sequence
         if sequence:
-            seq, a, b, c = sequence_windows(s["hist_start"], s["hist_end"], self.max_len, window_stride)
+            seq, a, b, c = sequence_windows(s["hist_start"], s["hist_end"], self.max_len, window_stride, max_windows)
             self.row_sample, self.start, self.end, self.target_from = seq, a, b, c
         else:
             self.row_sample = np.arange(s["user"].size, dtype=np.int64)

@@ -63,6 +63,7 @@ def make_loader(
     bucket: bool = False,
     groups: list[int] | None = None,
     window_stride: int | None = None,
+    max_windows: int | None = None,
 ) -> Any:
     """A ``BatchLoader`` over one split (``iter_epoch(epoch, start_batch=k)`` yields batches);
     ``groups`` keeps only the rows of those activity groups."""
@@ -71,6 +72,7 @@ def make_loader(
     return BatchLoader(
         dataset, split, batch_size=batch_size, shuffle=shuffle, seed=seed, max_len=max_len,
         rank=rank, world_size=world_size, bucket=bucket, groups=groups, window_stride=window_stride,
+        max_windows=max_windows,
     )
 
 
@@ -84,7 +86,8 @@ def make_train_loader(config: RunConfig, dataset: Any, rank: int = 0, world_size
     tc = config.train
     return make_loader(dataset, "train", batch_size=max(1, tc.batch_size // world_size), shuffle=True, seed=tc.seed,
                        max_len=train_window(config), rank=rank, world_size=world_size, bucket=tc.bucket,
-                       groups=train_groups(config, dataset.schema), window_stride=tc.window_stride)
+                       groups=train_groups(config, dataset.schema), window_stride=tc.window_stride,
+                       max_windows=tc.max_windows)
 
 
 def make_eval_loader(dataset: Any, split: str, train: Any, task: Any, batch_size: int | None = None) -> Any:
@@ -234,4 +237,7 @@ def run_config(
     if stride is not None and (schema.task != "next_item" or window is None or stride > window):
         raise ChronorecError(f"train.window_stride={stride} needs next-item data and at most the training window "
                              f"(train.max_len or model.max_len: {window})")
+    if config.train.max_windows is not None and (schema.task != "next_item" or window is None):
+        raise ChronorecError(f"train.max_windows={config.train.max_windows} needs next-item data and a training "
+                             "window (train.max_len or model.max_len)")
     return config

@@ -55,6 +55,9 @@ class TrainConfig(BaseModel):
     # max_len - stride behaviors before it where the history has them (1 = RecBole's prefixes);
     # BERT4Rec masks anywhere in a window, so overlaps give it more cloze samples per epoch
     window_stride: int | None = Field(None, ge=1)
+    # at most this many windows per sequence: a longer one's stride grows to ceil(targets / max_windows)
+    # (with window_stride=1: one window per target for short histories, max_windows for long ones)
+    max_windows: int | None = Field(None, ge=1)
     bucket: bool = True  # train batches of similar history length: far less padding (4x faster on Amazon)
     grad_clip: float | None = Field(5.0, gt=0)  # global L2 norm; None disables clipping
     patience: int = Field(3, ge=1)  # evaluations without improvement of the selection metric
