@@ -206,7 +206,9 @@ class SequenceRecommender(NextItemModel):
         self.elapsed_emb = nn.Embedding(self.rhythm_ids.n_ids, cfg.dim, padding_idx=0) if cfg.target_time else None
 
     def item_weights(self) -> Tensor:
-        return self.item_emb.weight[: self.n_items]  # [n_items, D], row 0 = padding
+        w = self.item_emb.weight
+        # the table itself when it has no extra rows: a slice's backward writes a zero table and copies into it
+        return w if w.shape[0] == self.n_items else w[: self.n_items]  # [n_items, D], row 0 = padding
 
     def prepare_batch(self, batch: Batch, training: bool) -> Batch:
         return window_batch(batch, self.cfg.max_len)
