@@ -10,8 +10,12 @@ Layout follows SASRec as implemented in RecBole (``TransformerLayer``): **post-L
 
 Attention goes through :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels
 on CPU), except when training with attention dropout on CPU: SDPA would draw its dropout mask with
-``bernoulli_``, so the weights are formed explicitly and dropped with :func:`chronorec.layers.dropout.dropout`
-(the same computation, a 4-7x cheaper mask). Every dropout here is that module's. Padding safety: keys at padded positions are masked out, and a query whose row has no
+``bernoulli_``, so the weights are formed explicitly and dropped with
+:func:`chronorec.layers.dropout.dropout` (the same computation, a 4-7x cheaper mask); every dropout
+here is that module's. ``TransformerEncoder(..., read=[B, L])`` computes the last layer's outputs
+only at the positions a training loss reads (keys and values still at all of them).
+
+Padding safety: keys at padded positions are masked out, and a query whose row has no
 visible key at all (a fully padded row, or a padded query under a causal mask) attends to itself
 instead, so softmax never sees an all ``-inf`` row and never yields NaN. Outputs at padded
 positions are zeroed after every block, so junk written into padded inputs cannot leak.
