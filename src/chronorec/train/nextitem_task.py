@@ -54,6 +54,8 @@ from chronorec.train.full_softmax import Precision, full_softmax_ce
 LossKind = Literal["ce", "sampled_softmax", "bce"]
 LossNorm = Literal["batch", "epoch"]
 EXCLUDE_SUFFIX = "_exclude_seen"
+
+
 class NextItemTask:
     """Full-ranking next-item task (see the module docstring)."""
 
