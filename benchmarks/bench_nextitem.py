@@ -11,7 +11,8 @@ test, the one before valid, full ranking over all items), hidden 64, 2 layers, 2
 * RecBole: ``benchmarks/peers/recbole_train.py`` for ``--peer-epochs`` epochs (each epoch is
   ~2 min wall on an idle machine for SASRec on ml-100k, far more under load), at
   ``--peer-batch-size`` (default RecBole's 2048, the set-up the goal was stated in; chronorec's
-  ``--batch-size`` gives like-for-like batches: a slower RecBole epoch, a smaller RecBole peak RSS).
+  ``--batch-size`` gives like-for-like batches: a slower RecBole epoch, a smaller RecBole peak RSS;
+  several values, e.g. ``--peer-batch-size 64 2048``, run RecBole once per value beside one chronorec run).
   ``--peer-epochs 0`` runs no peer and instead reads earlier runner results from
   ``--reuse-peers`` (``benchmarks/results/peers/train-<Model>.json``), flagged as not same-run.
 
@@ -198,22 +199,23 @@ def recbole_row(dataset: str, model: str, res: dict[str, Any], peak_rss: float |
             "load": load if load is not None else res.get("loadavg_1m_end"), "note": note}
 
 
-def recbole_run(dataset: str, data_path: Path, model: str, args: argparse.Namespace) -> dict[str, Any] | None:
+def recbole_run(dataset: str, data_path: Path, model: str, args: argparse.Namespace,
+                batch_size: int) -> dict[str, Any] | None:
     rb_model = MODELS[model][0]
     if args.peer_epochs > 0:
         load = os.getloadavg()[0]
-        ranks = args.work / "ranks" / f"{dataset}-{rb_model}-recbole-{args.stamp}.csv"
+        ranks = args.work / "ranks" / f"{dataset}-{rb_model}-recbole-b{batch_size}-{args.stamp}.csv"
         r = run_json(peer_command("recbole", "recbole_train.py", "--data-path", data_path,
                                   "--dataset", dataset, "--model", rb_model, "--epochs",
                                   args.peer_epochs, "--max-len", args.max_len, "--threads",
-                                  args.threads, "--batch-size", args.peer_batch_size,
+                                  args.threads, "--batch-size", batch_size,
                                   *(["--ranks-out", ranks] if args.paired else [])),
                      timeout=args.timeout, threads=args.threads)
         if not r.ok:
             return {"dataset": dataset, "model": model, "library": "RecBole 1.2.1", "load": load,
                     "note": "failed: " + r.stderr_tail[-300:]}
         row = recbole_row(dataset, model, r.result or {}, r.peak_rss_mb, load,
-                          f"same run, {args.peer_epochs} epoch(s), batch {args.peer_batch_size}")
+                          f"same run, {args.peer_epochs} epoch(s), batch {batch_size}")
         if args.paired:
             row["ranks"] = str(ranks)
         return row
@@ -272,9 +274,10 @@ def main() -> None:
     ap.add_argument("--reuse-peers", type=Path, default=None,
                     help="with --peer-epochs 0: folder of earlier recbole_train results")
     ap.add_argument("--batch-size", type=int, default=256, help="chronorec sequences per batch")
-    ap.add_argument("--peer-batch-size", type=int, default=2048,
+    ap.add_argument("--peer-batch-size", type=int, nargs="+", default=[2048],
                     help="RecBole train_batch_size (default RecBole's own, 2048: its epoch is fastest there and "
-                         "its memory largest; pass chronorec's --batch-size for a like-for-like batch)")
+                         "its memory largest; pass chronorec's --batch-size for a like-for-like batch); several "
+                         "values run RecBole once per value, each row with its ratios to the one chronorec run")
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--max-len", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
@@ -302,7 +305,9 @@ def main() -> None:
         prepared = args.work / f"prepared-{dataset}"
         prepare(dataset, src, prepared, args.timeout)
         for model in args.models:
-            peer = recbole_run(dataset, rb_path, model, args)
+            batches = args.peer_batch_size if args.peer_epochs > 0 else args.peer_batch_size[:1]  # reuse: one file
+            peers = [recbole_run(dataset, rb_path, model, args, b) for b in batches]
+            peer = peers[0]  # the first batch size: its epochs and valid score for time-to-target, its ranks
             args.peer_epochs_for_compare = (peer or {}).get("epochs_run") or args.peer_epochs
             args.peer_valid_for_compare = (peer or {}).get("best_valid_ndcg10")
             ours = chronorec_run(dataset, prepared, model, args)
@@ -312,10 +317,12 @@ def main() -> None:
             if args.paired:
                 paired_comparison(ours, peer, references)
             rows.append(ours)
-            if peer is not None:
+            for p in peers:
+                if p is None:
+                    continue
                 for key in ("s_per_epoch", "cpu_s_per_epoch", "peak_rss_mb"):
-                    peer[key + "_x"] = ratio(ours.get(key), peer.get(key), False)
-                rows.append(peer)
+                    p[key + "_x"] = ratio(ours.get(key), p.get(key), False)
+                rows.append(p)
             rows.extend(references)
             print(f"{dataset} {model}: done (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
             _write(stamp, args, info_start, rows)

@@ -70,3 +70,29 @@ def test_paired_falls_back_to_the_same_run_model_then_says_why_not(tmp_path: Pat
     failed = {"paired_note": "chronorec predict failed: ..."}  # the reason chronorec_run recorded stays
     bench.paired_comparison(failed, peer, [])
     assert failed["paired_note"] == "chronorec predict failed: ..."
+
+
+def test_one_chronorec_run_beside_recbole_at_each_peer_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--peer-batch-size 64 2048``: RecBole once per value, each row with its own ratios to the one chronorec run."""
+    asked: list[int] = []
+
+    def fake_recbole(dataset: str, data_path: Path, model: str, args: object, batch_size: int) -> dict:
+        asked.append(batch_size)
+        return {"dataset": dataset, "model": model, "library": "RecBole 1.2.1", "s_per_epoch": 2.0 * batch_size,
+                "peak_rss_mb": float(batch_size), "epochs_run": 1, "note": f"batch {batch_size}"}
+
+    ours = {"dataset": "ml-100k", "model": "sasrec", "library": "chronorec", "s_per_epoch": 4.0, "peak_rss_mb": 32.0}
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "sources", lambda name, root: ([], tmp_path))
+    monkeypatch.setattr(bench, "prepare", lambda *a: None)
+    monkeypatch.setattr(bench, "recbole_run", fake_recbole)
+    monkeypatch.setattr(bench, "chronorec_run", lambda *a: dict(ours))
+    monkeypatch.setattr("sys.argv", ["bench_nextitem.py", "--models", "sasrec", "--peer-epochs", "1",
+                                     "--peer-batch-size", "64", "2048"])
+    bench.main()
+    assert asked == [64, 2048]
+    (out,) = tmp_path.glob("nextitem-*.json")
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["library"] for r in rows] == ["chronorec", "RecBole 1.2.1", "RecBole 1.2.1"]
+    assert [r["s_per_epoch_x"] for r in rows[1:]] == [32.0, 1024.0]  # 128 / 4, 4096 / 4
+    assert [r["peak_rss_mb_x"] for r in rows[1:]] == [2.0, 64.0]
