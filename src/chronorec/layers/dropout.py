@@ -2,8 +2,9 @@
 
 PyTorch's CPU dropout (``bernoulli_``) spends ~12 ns per element drawing one random number per
 element with a float comparison; on the next-item models it was the largest single cost of a
-training step (19-32 % of self CPU time for SASRec on amazon-beauty). Here one ``int64`` draw from the same global generator gives four independent
-16-bit lanes, and an element is kept when its lane clears a threshold:
+training step (19-32 % of self CPU time for SASRec on amazon-beauty). Here one ``int64`` draw from
+the same global generator gives four independent 16-bit lanes, and an element is kept when its
+lane clears a threshold:
 
     keep_j = bits_j >= t,   t = -32768 + round(p · 65536),   y = x · keep / P(keep)
 

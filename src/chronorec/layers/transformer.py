@@ -74,21 +74,18 @@ class MultiHeadSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.attn_dropout = dropout
 
-    def forward(self, x: Tensor, allowed: Tensor, rows: Tensor | None = None, xq: Tensor | None = None) -> Tensor:
-        """``rows [B, S]``: attend from these positions only, whose inputs ``xq [B, S, D]`` the caller has
-        gathered (``[B, S, D]`` out; keys and values still from all ``L``)."""
+    def forward(self, x: Tensor, allowed: Tensor, xq: Tensor | None = None) -> Tensor:
+        """``xq [B, S, D]``: the inputs of the only positions to attend from, with ``allowed [B, 1, S, L]``
+        their mask rows (``[B, S, D]`` out; keys and values still from all ``L`` of ``x``)."""
         B, L, D = x.shape
         h, d = self.heads, D // self.heads
-        if rows is None:
+        if xq is None:
             qkv = self.qkv(x).view(B, L, 3, h, d)  # [B, L, 3, h, d]
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, h, L, d]
         else:
             W, bias = self.qkv.weight, self.qkv.bias  # [3D, D], [3D]
             k, v = F.linear(x, W[D:], bias[D:]).view(B, L, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
-            if xq is None:
-                xq = x.gather(1, rows[..., None].expand(-1, -1, D))  # [B, S, D]
             q = F.linear(xq, W[:D], bias[:D]).view(B, -1, h, d).transpose(1, 2)  # [B, h, S, d]
-            allowed = allowed.gather(2, rows[:, None, :, None].expand(-1, 1, -1, L))  # [B, 1, S, L]
         if self.training and self.attn_dropout > 0 and x.device.type == "cpu":
             scores = (q @ k.transpose(-2, -1)) * (d**-0.5)  # [B, h, S, L]
             weights = masked_softmax(scores, allowed)  # [B, h, S, L]
@@ -128,8 +125,12 @@ class TransformerBlock(nn.Module):
         """``rows [B, S]`` (positions): compute only those outputs, ``[B, S, D]`` (padded rows not zeroed)."""
         if allowed is None:
             allowed = attention_mask(mask, causal, attn_mask)  # [B, 1, L, L]
-        res = x if rows is None else x.gather(1, rows[..., None].expand(-1, -1, x.shape[-1]))  # [B, S, D]
-        h = self.ln1(res + self.drop(self.attn(x, allowed, rows, None if rows is None else res)))  # [B, S, D]
+        if rows is None:
+            h = self.ln1(x + self.drop(self.attn(x, allowed)))  # [B, L, D]
+        else:
+            res = x.gather(1, rows[..., None].expand(-1, -1, x.shape[-1]))  # [B, S, D]
+            allowed = allowed.gather(2, rows[:, None, :, None].expand(-1, 1, -1, x.shape[1]))  # [B, 1, S, L]
+            h = self.ln1(res + self.drop(self.attn(x, allowed, res)))  # [B, S, D]
         y = self.ln2(h + self.drop(self.ffn(h)))  # [B, S, D]
         if rows is not None:
             return y
