@@ -25,7 +25,8 @@ def _metrics(run_dir: Path) -> dict:
 
 
 def _eval_lines(run_dir: Path) -> list[tuple]:
-    return [(r["epoch"], r["step"], r["split"], json.dumps(r["metrics"], sort_keys=True), r.get("train_loss"))
+    return [(r["epoch"], r["step"], r["split"], json.dumps(r["metrics"], sort_keys=True), r.get("train_loss"),
+             r.get("lr"))
             for r in MetricsLog(run_dir / "metrics.jsonl").read()]
 
 
@@ -94,15 +95,54 @@ def test_early_stopping_by_patience(fake_env: object, fake_config: ConfigFactory
     assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["best_step"] == m["best_step"]
 
 
+def test_lr_decays_on_a_plateau_of_the_selection_metric(fake_env: object, fake_config: ConfigFactory,
+                                                        tmp_path: Path) -> None:
+    """``train.lr_decay``: the rate logged with each evaluation follows ReduceLROnPlateau's rule,
+    replayed here by hand from the logged metric (strict improvement, cut after more than
+    ``lr_decay_patience`` evaluations without one, floor ``lr_min``)."""
+    cfg = fake_config(epochs=20, lr=3.0, eval_unit="step", eval_every=5, patience=8, lr_decay=0.5,
+                      lr_decay_patience=1, lr_min=0.4)
+    run_dir = train(cfg, out=tmp_path, verbose=False)
+    valid = [r for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["split"] == "valid"]
+    lr, best, bad, expected = 3.0, float("-inf"), 0, []
+    for r in valid:
+        expected.append(lr)
+        value = r["metrics"]["gauc"]
+        best, bad = (value, 0) if value > best else (best, bad + 1)
+        if bad > 1:
+            lr, bad = max(lr * 0.5, 0.4), 0
+    assert [r["lr"] for r in valid] == pytest.approx(expected)
+    assert 3.0 in expected and 0.4 in expected  # the run decayed down to the floor
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr)
+    assert ckpt["lr_schedule"]["num_bad_epochs"] == bad
+
+
+def test_constant_rate_by_default(fake_env: object, fake_config: ConfigFactory, tmp_path: Path) -> None:
+    run_dir = train(fake_config(epochs=3, lr=3.0), out=tmp_path, verbose=False)
+    valid = [r for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["split"] == "valid"]
+    assert [r["lr"] for r in valid] == [3.0] * 3
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["lr_schedule"] is None
+
+
 class _Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize(("crash_at", "extra"), [(7, {}), (14, {}), (23, {"eval_unit": "step", "eval_every": 6})])
+@pytest.mark.parametrize(("crash_at", "extra"), [
+    (7, {}), (14, {}), (23, {"eval_unit": "step", "eval_every": 6}),
+    # after some learning-rate cuts: the rate and the plateau counter resume from the checkpoint
+    (19, {"lr": 3.0, "eval_unit": "step", "eval_every": 2, "lr_decay": 0.5, "lr_decay_patience": 0,
+          "checkpoint_every": 3, "patience": 20}),
+])
 def test_resume_after_crash_is_exact(fake_env: object, fake_config: ConfigFactory, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch, crash_at: int, extra: dict) -> None:
     cfg = fake_config(**extra)
     ref = train(cfg, out=tmp_path / "ref", verbose=False)
+    if "lr_decay" in extra:  # the crash comes after a cut, and more cuts follow it
+        rates = {r["step"]: r["lr"] for r in MetricsLog(ref / "metrics.jsonl").read() if r["split"] == "valid"}
+        assert min(v for k, v in rates.items() if k < crash_at) < extra["lr"]
+        assert min(rates.values()) < min(v for k, v in rates.items() if k < crash_at)
 
     original = Trainer._step
 

@@ -192,6 +192,19 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def make_lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """``torch.optim.lr_scheduler.ReduceLROnPlateau`` on the selection metric (higher is better) when
+    ``train.lr_decay`` is set, else None. A rate is cut only when the metric has not beaten its best
+    for more than ``lr_decay_patience`` evaluations, the trainer's own test of an improvement
+    (strictly higher), so the two patience counters agree on what an improvement is."""
+    if cfg.lr_decay is None:
+        return None
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    return ReduceLROnPlateau(optimizer, mode="max", factor=cfg.lr_decay, patience=cfg.lr_decay_patience,
+                             threshold=0.0, min_lr=cfg.lr_min)
+
+
 def check_name(name: str, what: str = "run name") -> str:
     """A run (or table) name is one folder under ``--out``: no path separators, not ``.`` or ``..``."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:

@@ -61,6 +61,12 @@ class TrainConfig(BaseModel):
     bucket: bool = True  # train batches of similar history length: far less padding (4x faster on Amazon)
     grad_clip: float | None = Field(5.0, gt=0)  # global L2 norm; None disables clipping
     patience: int = Field(3, ge=1)  # evaluations without improvement of the selection metric
+    # learning rate decay on a plateau of the selection metric (torch's ReduceLROnPlateau, mode max):
+    # after more than `lr_decay_patience` evaluations without improvement every group's rate is
+    # multiplied by `lr_decay`, never below `lr_min`; None: a constant rate
+    lr_decay: float | None = Field(None, gt=0, lt=1)
+    lr_decay_patience: int = Field(2, ge=0)
+    lr_min: float = Field(0.0, ge=0)
     eval_every: int = Field(1, ge=1)
     eval_unit: Literal["epoch", "step"] = "epoch"
     checkpoint_every: int = Field(200, ge=0)  # steps between mid-epoch last.pt writes; 0 = at evaluations only

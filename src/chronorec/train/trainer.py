@@ -6,15 +6,16 @@ and an optimizer step; the loss is accumulated on the device and read back only 
 
 Evaluation runs every ``eval_every`` epochs or steps on the validation split (rank 0, inference mode,
 big batches). The task's ``select_metric`` (higher is better) picks ``checkpoints/best.pt``;
-``patience`` evaluations without improvement stop the run. At the end the best weights are scored on
+``patience`` evaluations without improvement stop the run; with ``train.lr_decay`` fewer of them
+(``lr_decay_patience`` + 1) cut the learning rate first. At the end the best weights are scored on
 the test split and ``metrics.json`` is written.
 
 Starting, resuming and launching under ``torchrun`` (run folder, PIN's phases) live in
 :mod:`chronorec.train.launch`.
 
 Exact resume: ``checkpoints/last.pt`` is written every ``checkpoint_every`` steps and at every
-evaluation with the data position (epoch, next batch of that epoch's permutation), optimizer state,
-selection state and every rank's RNG states. The loader's permutation depends only on (seed, epoch),
+evaluation with the data position (epoch, next batch of that epoch's permutation), optimizer state
+(the current rates), the plateau schedule's state, selection state and every rank's RNG states. The loader's permutation depends only on (seed, epoch),
 so :func:`chronorec.train.launch.resume` replays the remaining batches in the same order with the same random streams
 and finishes with the same metrics as an uninterrupted run (same threads, same world size).
 """
@@ -144,6 +145,7 @@ class Trainer:
                 self.raw_model.reset_plugins()
             self.raw_model.configure_stage_two(lt.finetune_backbone, lt.backbone_lr_scale)
         self.optimizer = build.make_optimizer(self.raw_model, tc)
+        self.lr_schedule = build.make_lr_schedule(self.optimizer, tc)  # None: a constant rate
         if info.rank > 0:
             torch.manual_seed(tc.seed + info.rank)  # own dropout stream; DDP syncs the initial weights
         self.state = TrainState()
@@ -170,7 +172,9 @@ class Trainer:
     # ----------------------------------------------------------------- state
     def _restore(self, ckpt: dict[str, Any]) -> None:
         load_weights(self.raw_model, ckpt, checkpoint_path(self.run_dir, "last"), f"model {self.config.model!r}")
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])  # the rates as last decayed
+        if self.lr_schedule is not None and ckpt.get("lr_schedule") is not None:
+            self.lr_schedule.load_state_dict(ckpt["lr_schedule"])
         self.state = TrainState.from_checkpoint(ckpt)
         rngs = ckpt.get("rng") or []
         if len(rngs) == self.info.world_size:
@@ -218,6 +222,7 @@ class Trainer:
         ckpt = {
             "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
             **asdict(self.state), "rng": rngs, "config": self.config.model_dump(mode="json"),
+            "lr_schedule": self.lr_schedule.state_dict() if self.lr_schedule is not None else None,
         }
         if best:
             save_checkpoint(checkpoint_path(self.run_dir, "best"), ckpt)
@@ -254,7 +259,8 @@ class Trainer:
                                  "or check the data")
         epoch_pos = st.epoch + (st.batch_in_epoch / n_batches if n_batches else 0.0)
         epoch_pos = int(epoch_pos) if float(epoch_pos).is_integer() else round(epoch_pos, 4)
-        improved = False
+        improved, value = False, float("nan")
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate the steps since the last evaluation used
         if self.info.is_main:
             t0 = perf_counter()
             metrics = self.task.evaluate(self.raw_model, self._eval_batches("valid"))
@@ -268,7 +274,7 @@ class Trainer:
             st.stopped = st.patience_counter >= tc.patience
             elapsed = self._elapsed0 + perf_counter() - self._clock0
             self.log.append({"epoch": epoch_pos, "step": st.global_step, "split": "valid", "metrics": metrics,
-                             "train_loss": train_loss, "elapsed": round(elapsed, 3)})
+                             "train_loss": train_loss, "lr": lr, "elapsed": round(elapsed, 3)})
             st.metrics_lines += 1
             if self.verbose:
                 mark = " *" if improved else ""
@@ -276,13 +282,18 @@ class Trainer:
                            f"{_fmt(metrics)} ({perf_counter() - t0:.1f}s){mark}")
         shared = broadcast(
             {k: getattr(st, k) for k in ("best_metric", "best_epoch", "best_step", "best_valid",
-                                          "patience_counter", "stopped", "metrics_lines")} | {"improved": improved},
+                                          "patience_counter", "stopped", "metrics_lines")}
+            | {"improved": improved, "value": value},
             self.info,
         )
-        improved = shared.pop("improved")
+        improved, value = shared.pop("improved"), shared.pop("value")
         for k, v in shared.items():
             setattr(st, k, v)
         st.last_eval_step = st.global_step
+        if self.lr_schedule is not None:
+            self.lr_schedule.step(value)  # every rank, on rank 0's value
+            if self.info.is_main and self.verbose and self.optimizer.param_groups[0]["lr"] != lr:
+                tqdm.write(f"learning rate {lr:.3g} -> {self.optimizer.param_groups[0]['lr']:.3g}")
         self._save(best=improved)
 
     def _run_epoch(self, n_batches: int) -> None:
