@@ -15,9 +15,10 @@ Starting, resuming and launching under ``torchrun`` (run folder, PIN's phases) l
 
 Exact resume: ``checkpoints/last.pt`` is written every ``checkpoint_every`` steps and at every
 evaluation with the data position (epoch, next batch of that epoch's permutation), optimizer state
-(the current rates), the plateau schedule's state, selection state and every rank's RNG states. The loader's permutation depends only on (seed, epoch),
-so :func:`chronorec.train.launch.resume` replays the remaining batches in the same order with the same random streams
-and finishes with the same metrics as an uninterrupted run (same threads, same world size).
+(the current rates), the plateau schedule's state, selection state and every rank's RNG states. The
+loader's permutation depends only on (seed, epoch), so :func:`chronorec.train.launch.resume` replays
+the remaining batches in the same order with the same random streams and finishes with the same
+metrics as an uninterrupted run (same threads, same world size).
 """
 
 from __future__ import annotations

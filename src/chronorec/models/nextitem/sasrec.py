@@ -19,9 +19,10 @@ re-encodes every prefix. The targets are the same; their context is the same onl
 ``max_len`` events of a history: later, disjoint windows (the default) give a window's first targets
 few behaviors, where RecBole's prefixes give each target its ``max_len`` latest.
 ``train.window_stride=1`` trains exactly RecBole's prefixes (one target per window), with RecBole's
-encoder work; on amazon-beauty it comes within the noise of RecBole's converged test NDCG@10 (−2%,
-an interval including 0) where disjoint windows are 7% below, at 3.4x their epoch time at batch 64
-and ~2x at batch 256, which keeps its accuracy (docs/benchmark-results.md §4-s19, §4-s21).
+encoder work; on amazon-beauty it is at RecBole's converged test NDCG@10 (two RecBole seeds) where
+disjoint windows are 4% below, at 3.4x their epoch time at batch 64 and ~2x at batch 256, which keeps
+its accuracy; ``window_stride=3`` at batch 128 with ``train.lr=0.002 train.lr_decay=0.5`` is there too
+at 1.2-1.5x (docs/benchmark-results.md §4-s19, §4-s21, §4-s22).
 """
 
 from __future__ import annotations
