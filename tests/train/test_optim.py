@@ -94,12 +94,13 @@ def test_step_runs_without_grad_mode_and_takes_a_closure() -> None:
 
 
 def test_training_process_never_imports_dynamo(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
-    """The whole train path (config, data, model, deterministic mode, optimizer, checkpoints,
-    evaluation) in a fresh interpreter: no torch._dynamo, hence no sympy, in the process."""
+    """The whole train path (config, data, model, deterministic mode, optimizer, the plateau
+    learning-rate schedule, checkpoints, evaluation) in a fresh interpreter: no torch._dynamo, hence
+    no sympy, in the process."""
     code = (
         "import sys, chronorec as cr\n"
         f"cr.fit({str(tiny_nextitem_dataset)!r}, 'sasrec', seed=0, epochs=2, out={str(tmp_path)!r},"
-        " verbose=False, train={'batch_size': 32})\n"
+        " verbose=False, train={'batch_size': 32, 'lr_decay': 0.5})\n"
         "bad = sorted(m for m in ('torch._dynamo', 'torch._inductor', 'sympy') if m in sys.modules)\n"
         "print('LOADED', bad)\n"
     )

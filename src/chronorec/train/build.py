@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from chronorec.models.registry import build_config, create_model, get_entry
 from chronorec.train.config import RunConfig, TrainConfig, build_longtail_config, build_train_config
 from chronorec.train.ctr_task import CTRTask
 from chronorec.train.task import Task
+
+if TYPE_CHECKING:
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 
 def open_dataset(path: str | Path) -> Any:
@@ -192,7 +195,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def make_lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+def make_lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> ReduceLROnPlateau | None:
     """``torch.optim.lr_scheduler.ReduceLROnPlateau`` on the selection metric (higher is better) when
     ``train.lr_decay`` is set, else None. A rate is cut only when the metric has not beaten its best
     for more than ``lr_decay_patience`` evaluations, the trainer's own test of an improvement
