@@ -216,6 +216,30 @@ def test_bert_cloze_share_is_mask_ratio() -> None:
     assert 0.18 < share < 0.23  # 0.2 plus the rare forced mask
 
 
+def test_bert_fine_tuning_batches_mask_only_the_last_item() -> None:
+    """ft_ratio=1: every batch is RecBole's fine-tuning case, the window's last item alone masked."""
+    m = model("bert4rec", max_len=8, ft_ratio=1.0)
+    b = train_batch()
+    c = m.prepare_batch(b, training=True)
+    masked = c.hist_item == m.mask_id
+    rows = torch.arange(len(b))
+    assert (masked.sum(dim=1) == 1).all() and masked[rows, c.lengths - 1].all()
+    last_targets = b.target_item[rows, b.lengths - 1]  # the sequence's last item, appended to the window
+    assert c.target_item[rows, c.lengths - 1].tolist() == last_targets.tolist()
+    assert (c.target_item[~masked] == 0).all()
+
+
+def test_bert_ft_ratio_is_a_share_of_batches() -> None:
+    m = model("bert4rec", max_len=12, ft_ratio=0.3)
+    b = synthetic_batch(batch_size=64, max_len=12, n_items=N_ITEMS, next_item=True, seed=3, min_len=11)
+    torch.manual_seed(0)
+    kinds = [int((m.prepare_batch(b, training=True).hist_item == m.mask_id).sum()) == len(b) for _ in range(400)]
+    assert 0.24 < sum(kinds) / len(kinds) < 0.36  # with min_len 11 a cloze batch masks ~2 slots per row
+    torch.manual_seed(0)
+    again = [int((m.prepare_batch(b, training=True).hist_item == m.mask_id).sum()) == len(b) for _ in range(400)]
+    assert again == kinds, "the draw follows torch's seeded generator"
+
+
 def test_bert_eval_appends_mask_with_unknown_rhythm() -> None:
     m = model("bert4rec", max_len=8, rhythm="bf")
     b = eval_batch()

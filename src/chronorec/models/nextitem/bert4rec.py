@@ -15,6 +15,9 @@ How it trains from chronorec's next-item batches (``prepare_batch``, vectorised,
   replaced by ``[MASK]`` with probability ``mask_ratio`` (rows that drew no mask get their last
   item masked, which also rehearses the evaluation case). ``target_item [B, L]`` becomes the
   original item at masked slots and 0 elsewhere, so the task's loss at ``target != 0`` applies as is.
+  With ``ft_ratio`` > 0 that share of batches (drawn per batch from torch's seeded generator, as
+  RecBole draws per batch) is a fine-tuning batch instead: only each row's last item is masked, the
+  evaluation case. RecBole's default is 0.5; chronorec's is 0 (see docs/benchmark-results.md §4-s23).
 * evaluation: the most recent ``max_len - 1`` behaviors are kept and a ``[MASK]`` is appended
   after them; its output (position ``lengths - 1`` of the prepared batch) scores the next item.
 
@@ -59,6 +62,9 @@ class BERT4RecConfig(EncoderConfig):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     max_len: int = Field(50, ge=2, description="most recent behaviors kept, including the [MASK] slot")
     mask_ratio: float = Field(0.2, gt=0.0, le=1.0, description="share of items masked in training")
+    ft_ratio: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of training batches that mask only each row's last item (RecBole's ft_ratio)"
+    )
 
 
 @register_model("bert4rec", config=BERT4RecConfig)
@@ -104,10 +110,13 @@ class BERT4Rec(SequenceRecommender):
         gap = torch.where(L > 0, ts - self._last(batch.hist_ts, L), torch.full_like(ts, -1))  # [B]
         b = window_batch(append_step(batch, item != 0, item, ts, gap, side), self.cfg.max_len)
         real = b.mask  # [B, W]
-        masked = (torch.rand(real.shape, device=real.device) < self.cfg.mask_ratio) & real  # [B, W]
-        # rows that drew no mask get their last item masked, so every row trains something
         last = torch.arange(b.max_len, device=real.device)[None, :] == (b.lengths - 1)[:, None]  # [B, W]
-        masked |= last & real & ~masked.any(dim=1, keepdim=True)
+        if self.cfg.ft_ratio > 0 and float(torch.rand(())) < self.cfg.ft_ratio:
+            masked = last & real  # a fine-tuning batch: the evaluation case, next item after the window
+        else:
+            masked = (torch.rand(real.shape, device=real.device) < self.cfg.mask_ratio) & real  # [B, W]
+            # rows that drew no mask get their last item masked, so every row trains something
+            masked |= last & real & ~masked.any(dim=1, keepdim=True)
         return replace(
             b,
             hist_item=torch.where(masked, torch.full_like(b.hist_item, self.mask_id), b.hist_item),
