@@ -232,12 +232,14 @@ def test_bert_fine_tuning_batches_mask_only_the_last_item() -> None:
 def test_bert_ft_ratio_is_a_share_of_batches() -> None:
     m = model("bert4rec", max_len=12, ft_ratio=0.3)
     b = synthetic_batch(batch_size=64, max_len=12, n_items=N_ITEMS, next_item=True, seed=3, min_len=11)
-    torch.manual_seed(0)
-    kinds = [int((m.prepare_batch(b, training=True).hist_item == m.mask_id).sum()) == len(b) for _ in range(400)]
+
+    def fine_tuning_draws() -> list[bool]:  # a batch with one mask per row is a fine-tuning batch
+        torch.manual_seed(0)
+        return [int((m.prepare_batch(b, training=True).hist_item == m.mask_id).sum()) == len(b) for _ in range(400)]
+
+    kinds = fine_tuning_draws()
     assert 0.24 < sum(kinds) / len(kinds) < 0.36  # with min_len 11 a cloze batch masks ~2 slots per row
-    torch.manual_seed(0)
-    again = [int((m.prepare_batch(b, training=True).hist_item == m.mask_id).sum()) == len(b) for _ in range(400)]
-    assert again == kinds, "the draw follows torch's seeded generator"
+    assert fine_tuning_draws() == kinds, "the draw follows torch's seeded generator"
 
 
 def test_bert_eval_appends_mask_with_unknown_rhythm() -> None:

@@ -113,6 +113,7 @@ class BERT4Rec(SequenceRecommender):
         b = window_batch(append_step(batch, item != 0, item, ts, gap, side), self.cfg.max_len)
         real = b.mask  # [B, W]
         last = torch.arange(b.max_len, device=real.device)[None, :] == (b.lengths - 1)[:, None]  # [B, W]
+        # no draw at ft_ratio 0, so runs without fine-tuning batches keep their random stream
         if self.cfg.ft_ratio > 0 and float(torch.rand(())) < self.cfg.ft_ratio:
             masked = last & real  # a fine-tuning batch: the evaluation case, next item after the window
         else:
