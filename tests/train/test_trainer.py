@@ -125,6 +125,36 @@ def test_constant_rate_by_default(fake_env: object, fake_config: ConfigFactory, 
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["lr_schedule"] is None
 
 
+def test_weight_average_is_evaluated_selected_and_kept(fake_env: object, fake_config: ConfigFactory,
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train.ema_decay``: best.pt holds the moving average of the weights after every step, replayed
+    here by hand (first step copied, then decay min(0.9, (1+t)/(10+t))); it is what valid scored."""
+    seen: list[dict[str, torch.Tensor]] = []
+    original = Trainer._step
+
+    def recording(self: Trainer, batch: object) -> None:
+        original(self, batch)
+        seen.append({k: v.detach().clone() for k, v in self.raw_model.state_dict().items()})
+
+    monkeypatch.setattr(Trainer, "_step", recording)
+    run_dir = train(fake_config(epochs=1, ema_decay=0.9), out=tmp_path, verbose=False)
+    assert len(seen) == 10
+    expected = dict(seen[0])
+    for t, weights in enumerate(seen[1:], start=1):
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = {k: d * expected[k] + (1 - d) * weights[k] for k in expected}
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    for k, v in expected.items():
+        assert torch.allclose(best["model"][k], v, atol=1e-6), k
+        assert torch.equal(last["model"][k], seen[-1][k]), k  # last.pt keeps the trained weights to resume
+    assert any(not torch.allclose(best["model"][k], seen[-1][k]) for k in expected)
+    assert int(last["ema"]["n_averaged"]) == 10
+    m = _metrics(run_dir)
+    loaded = load_run(run_dir)
+    assert loaded.evaluate("valid") == m["valid"] and loaded.evaluate("test") == m["test"]
+
+
 class _Crash(Exception):
     pass
 
@@ -134,6 +164,8 @@ class _Crash(Exception):
     # after some learning-rate cuts: the rate and the plateau counter resume from the checkpoint
     (19, {"lr": 3.0, "eval_unit": "step", "eval_every": 2, "lr_decay": 0.5, "lr_decay_patience": 0,
           "checkpoint_every": 3, "patience": 20}),
+    # the weight average resumes from last.pt too (mid-epoch, between evaluations)
+    (13, {"ema_decay": 0.9, "eval_unit": "step", "eval_every": 5}),
 ])
 def test_resume_after_crash_is_exact(fake_env: object, fake_config: ConfigFactory, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch, crash_at: int, extra: dict) -> None:

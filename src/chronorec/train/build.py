@@ -26,6 +26,7 @@ from chronorec.train.task import Task
 
 if TYPE_CHECKING:
     from torch.optim.lr_scheduler import ReduceLROnPlateau
+    from torch.optim.swa_utils import AveragedModel
 
 
 def open_dataset(path: str | Path) -> Any:
@@ -206,6 +207,28 @@ def make_lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Redu
 
     return ReduceLROnPlateau(optimizer, mode="max", factor=cfg.lr_decay, patience=cfg.lr_decay_patience,
                              threshold=0.0, min_lr=cfg.lr_min)
+
+
+def make_weight_average(model: nn.Module, cfg: TrainConfig) -> AveragedModel | None:
+    """``torch.optim.swa_utils.AveragedModel`` keeping an exponential moving average of ``model``'s
+    parameters and buffers when ``train.ema_decay`` is set, else None. Its ``t``-th update (0 = the
+    copy after the first step) uses the decay ``min(ema_decay, (1 + t) / (10 + t))``, so the first
+    evaluations are not dominated by the initial weights; integer buffers are copied, not averaged."""
+    if cfg.ema_decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel
+
+    decay = cfg.ema_decay
+
+    @torch.no_grad()
+    def ema_update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor | int) -> None:
+        if not (averaged[0].is_floating_point() or averaged[0].is_complex()):
+            torch._foreach_copy_(averaged, current)
+            return
+        t = int(n)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + t) / (10.0 + t)))
+
+    return AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
 
 
 def check_name(name: str, what: str = "run name") -> str:

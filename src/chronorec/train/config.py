@@ -67,6 +67,10 @@ class TrainConfig(BaseModel):
     lr_decay: float | None = Field(None, gt=0, lt=1)
     lr_decay_patience: int = Field(2, ge=0)
     lr_min: float = Field(0.0, ge=0)
+    # evaluate, select and save an exponential moving average of the weights (torch's AveragedModel):
+    # after every step avg = d*avg + (1-d)*weights with d = min(ema_decay, (1+t)/(10+t)) at its t-th
+    # update; best.pt holds the average, last.pt both. None: the weights as trained
+    ema_decay: float | None = Field(None, gt=0, lt=1)
     eval_every: int = Field(1, ge=1)
     eval_unit: Literal["epoch", "step"] = "epoch"
     checkpoint_every: int = Field(200, ge=0)  # steps between mid-epoch last.pt writes; 0 = at evaluations only

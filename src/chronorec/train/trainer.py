@@ -8,7 +8,8 @@ Evaluation runs every ``eval_every`` epochs or steps on the validation split (ra
 big batches). The task's ``select_metric`` (higher is better) picks ``checkpoints/best.pt``;
 ``patience`` evaluations without improvement stop the run; with ``train.lr_decay`` fewer of them
 (``lr_decay_patience`` + 1) cut the learning rate first. At the end the best weights are scored on
-the test split and ``metrics.json`` is written.
+the test split and ``metrics.json`` is written. With ``train.ema_decay`` an exponential moving
+average of the weights (updated after every step) is what is evaluated, selected and kept in best.pt.
 
 Starting, resuming and launching under ``torchrun`` (run folder, PIN's phases) live in
 :mod:`chronorec.train.launch`.
@@ -145,6 +146,7 @@ class Trainer:
                              f"the backbone model {config.model!r}")
                 self.raw_model.reset_plugins()
             self.raw_model.configure_stage_two(lt.finetune_backbone, lt.backbone_lr_scale)
+        self.ema = build.make_weight_average(self.raw_model, tc)  # None unless train.ema_decay
         self.optimizer = build.make_optimizer(self.raw_model, tc)
         self.lr_schedule = build.make_lr_schedule(self.optimizer, tc)  # None: a constant rate
         if info.rank > 0:
@@ -176,6 +178,11 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])  # the rates as last decayed
         if self.lr_schedule is not None and ckpt.get("lr_schedule") is not None:
             self.lr_schedule.load_state_dict(ckpt["lr_schedule"])
+        if self.ema is not None:
+            if "ema" not in ckpt:
+                raise ChronorecError(f"{checkpoint_path(self.run_dir, 'last')} has no weight average "
+                                     "(train.ema_decay is set); resume with the run's own config.json")
+            self.ema.load_state_dict(ckpt["ema"])
         self.state = TrainState.from_checkpoint(ckpt)
         rngs = ckpt.get("rng") or []
         if len(rngs) == self.info.world_size:
@@ -225,8 +232,11 @@ class Trainer:
             **asdict(self.state), "rng": rngs, "config": self.config.model_dump(mode="json"),
             "lr_schedule": self.lr_schedule.state_dict() if self.lr_schedule is not None else None,
         }
-        if best:
-            save_checkpoint(checkpoint_path(self.run_dir, "best"), ckpt)
+        if self.ema is not None:
+            ckpt["ema"] = self.ema.state_dict()
+        if best:  # the weights that were evaluated: the average when there is one
+            save_checkpoint(checkpoint_path(self.run_dir, "best"),
+                            ckpt if self.ema is None else {**ckpt, "model": self.ema.module.state_dict()})
         save_checkpoint(checkpoint_path(self.run_dir, "last"), ckpt)
 
     # ------------------------------------------------------------- training
@@ -239,6 +249,8 @@ class Trainer:
         if self.config.train.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.config.train.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.raw_model)
         self._loss_acc += loss.detach()
         self.state.loss_count += 1
         self.state.samples_seen += len(batch) * self.info.world_size
@@ -264,7 +276,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]  # the rate the steps since the last evaluation used
         if self.info.is_main:
             t0 = perf_counter()
-            metrics = self.task.evaluate(self.raw_model, self._eval_batches("valid"))
+            model = self.raw_model if self.ema is None else self.ema.module
+            metrics = self.task.evaluate(model, self._eval_batches("valid"))
             value = float(metrics[self.task.select_metric])
             improved = st.best_step < 0 or (not math.isnan(value) and value > st.best_metric)
             if improved:
