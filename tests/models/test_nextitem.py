@@ -354,3 +354,26 @@ def test_training_reads_only_target_positions_with_the_same_loss_and_gradients(
     assert gp.keys() == gf.keys()
     for k in gf:
         torch.testing.assert_close(gp[k], gf[k], atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_item_bias_adds_a_learnt_score_per_item(name: str) -> None:
+    """``item_bias``: scores are <state, E[i]> + b[i] everywhere states meet ``item_weights()``
+    (the task's loss here), and the bias trains; off by default."""
+    from chronorec.train.nextitem_task import NextItemTask
+
+    assert not build_config(name).item_bias and model(name).item_bias is None
+    m = model(name, item_bias=True).train()
+    with torch.no_grad():
+        m.item_bias.copy_(torch.linspace(-1.0, 1.0, N_ITEMS))
+    b = m.prepare_batch(train_batch(), training=True)
+    torch.manual_seed(2)
+    h = m(b).logits  # [B, L, D + 1]
+    assert h.shape == (*b.hist_item.shape, 17) and m.item_weights().shape == (N_ITEMS, 17)
+    torch.testing.assert_close(h[..., -1], b.mask.to(h.dtype))
+    scores = h @ m.item_weights().T
+    E = m.item_emb.weight[:N_ITEMS]
+    torch.testing.assert_close(scores, h[..., :16] @ E.T + m.item_bias * b.mask[..., None])
+    torch.manual_seed(2)
+    NextItemTask(N_ITEMS).loss(m, train_batch()).backward()
+    assert m.item_bias.grad is not None and float(m.item_bias.grad.abs().sum()) > 0

@@ -32,8 +32,8 @@ at the appended evaluation slot alike (at evaluation its gap would be the target
 Defaults (RecBole): hidden 64, 2 layers, 2 heads, inner 256, dropout 0.2, mask_ratio 0.2, max_len 50
 (including the appended [MASK] slot).
 
-Deviations: no per-item output bias (``item_weights()`` is the tied table, so a bias has nowhere to
-go); one dropout rate for hidden and attention dropout; the [MASK] row sits after the real items in
+Deviations: no per-item output bias unless ``item_bias=true`` (RecBole's ``output_bias``; off by
+default, the scores of the other next-item models); one dropout rate for hidden and attention dropout; the [MASK] row sits after the real items in
 the item table and is never scored.
 """
 

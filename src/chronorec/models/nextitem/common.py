@@ -55,6 +55,8 @@ class SeqRecConfig(BaseModel):
         "none", description="constant: every gap in one bucket, a control that keeps the fusion's parameters "
         "and removes the gaps' information")
     target_time: bool = False
+    item_bias: bool = Field(
+        False, description="a learnt per-item score bias, <h, E[i]> + b[i] (RecBole BERT4Rec's output_bias)")
 
     @model_validator(mode="after")
     def _control_needs_a_time_term(self) -> SeqRecConfig:
@@ -204,11 +206,15 @@ class SequenceRecommender(NextItemModel):
             if cfg.rhythm != "none" or self.plain_positions else None
         )
         self.elapsed_emb = nn.Embedding(self.rhythm_ids.n_ids, cfg.dim, padding_idx=0) if cfg.target_time else None
+        # item_bias: one more column in the scored table and a constant 1 in every state, so each
+        # consumer of (states, item_weights()) -- losses, ranking, serving, plugins -- adds b[i] as is
+        self.item_bias = nn.Parameter(torch.zeros(self.n_items)) if cfg.item_bias else None
 
     def item_weights(self) -> Tensor:
         w = self.item_emb.weight
         # the table itself when it has no extra rows: a slice's backward writes a zero table and copies into it
-        return w if w.shape[0] == self.n_items else w[: self.n_items]  # [n_items, D], row 0 = padding
+        w = w if w.shape[0] == self.n_items else w[: self.n_items]  # [n_items, D], row 0 = padding
+        return w if self.item_bias is None else torch.cat([w, self.item_bias[:, None]], dim=1)  # [n_items, D+1]
 
     def prepare_batch(self, batch: Batch, training: bool) -> Batch:
         return window_batch(batch, self.cfg.max_len)
@@ -242,4 +248,6 @@ class SequenceRecommender(NextItemModel):
             dt = self.elapsed_seconds(batch)  # [B, L]
             known = batch.mask & (dt >= 0)
             h = h + self.elapsed_emb(self.rhythm_ids(dt, known))  # [B, L, D]; unknown time adds nothing
+        if self.item_bias is not None:
+            h = torch.cat([h, batch.mask[..., None].to(h.dtype)], dim=-1)  # [B, L, D+1]: 1 picks the bias
         return ModelOutput(logits=h)
