@@ -18,8 +18,8 @@ How it trains from chronorec's next-item batches (``prepare_batch``, vectorised,
   With ``ft_ratio`` > 0 that share of batches (drawn per batch from torch's seeded generator, as
   RecBole draws per batch) is a fine-tuning batch instead: only each row's last item is masked, the
   evaluation case. RecBole's default is 0.5; chronorec's is 0, because with disjoint windows (few per
-  epoch) it costs accuracy; with ``train.window_stride=5`` it comes within 3-5% of RecBole's converged
-  accuracy on ml-100k (docs/benchmark-results.md §4-s23).
+  epoch) it costs accuracy; with ``train.window_stride=5`` it takes ml-100k from 34% to 12% below
+  RecBole's converged accuracy (the mean of two RecBole seeds; docs/benchmark-results.md §4-s23, §4-s24).
 * evaluation: the most recent ``max_len - 1`` behaviors are kept and a ``[MASK]`` is appended
   after them; its output (position ``lengths - 1`` of the prepared batch) scores the next item.
 
