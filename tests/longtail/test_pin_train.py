@@ -66,12 +66,15 @@ def test_sample_share_sums_to_one(tiny_ctr_dataset: Path, tiny_nextitem_dataset:
         assert share[0] > users[0]
 
 
-def test_pin_on_next_item_model(tiny_nextitem_dataset: Path, tmp_path: Path) -> None:
-    run = _train(tiny_nextitem_dataset, "sasrec", tmp_path, ["longtail.strategy=pin", "longtail.plugin_epochs=1"],
-                 "pin-sasrec")
+@pytest.mark.parametrize("extra", [[], ["model.item_bias=true"]], ids=["plain", "item-bias"])
+def test_pin_on_next_item_model(tiny_nextitem_dataset: Path, tmp_path: Path, extra: list[str]) -> None:
+    run = _train(tiny_nextitem_dataset, "sasrec", tmp_path,
+                 ["longtail.strategy=pin", "longtail.plugin_epochs=1", *extra], "pin-sasrec")
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["test"]["groups"]) == {"head", "tail"}
-    assert isinstance(load_run(run).model, PluginModel)
+    model = load_run(run).model
+    assert isinstance(model, PluginModel)
+    assert (model.base.item_bias is not None) == bool(extra)  # the score bias reaches the plugin stage
 
 
 @pytest.mark.parametrize("fixture", ["tiny_ctr_dataset", "tiny_nextitem_dataset"])

@@ -155,6 +155,26 @@ def test_weight_average_is_evaluated_selected_and_kept(fake_env: object, fake_co
     assert loaded.evaluate("valid") == m["valid"] and loaded.evaluate("test") == m["test"]
 
 
+def test_weight_average_averages_float_buffers_and_copies_integer_ones() -> None:
+    from chronorec.train.build import make_weight_average
+    from chronorec.train.config import TrainConfig
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    avg = make_weight_average(m, TrainConfig(ema_decay=0.9))
+    assert avg is not None and make_weight_average(m, TrainConfig()) is None
+    means = []
+    for _ in range(3):
+        m(torch.randn(8, 3) * 5)
+        means.append(m[1].running_mean.clone())
+        avg.update_parameters(m)
+    expected = means[0]
+    for t, mean in enumerate(means[1:], start=1):
+        expected = torch.lerp(expected, mean, 1 - min(0.9, (1 + t) / (10 + t)))
+    torch.testing.assert_close(avg.module[1].running_mean, expected)
+    assert int(avg.module[1].num_batches_tracked) == int(m[1].num_batches_tracked) == 3
+
+
 class _Crash(Exception):
     pass
 
