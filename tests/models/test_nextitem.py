@@ -367,7 +367,6 @@ def test_item_bias_adds_a_learnt_score_per_item(name: str) -> None:
     with torch.no_grad():
         m.item_bias.copy_(torch.linspace(-1.0, 1.0, N_ITEMS))
     b = m.prepare_batch(train_batch(), training=True)
-    torch.manual_seed(2)
     h = m(b).logits  # [B, L, D + 1]
     assert h.shape == (*b.hist_item.shape, 17) and m.item_weights().shape == (N_ITEMS, 17)
     torch.testing.assert_close(h[..., -1], b.mask.to(h.dtype))

@@ -149,7 +149,7 @@ def test_weight_average_is_evaluated_selected_and_kept(fake_env: object, fake_co
         assert torch.allclose(best["model"][k], v, atol=1e-6), k
         assert torch.equal(last["model"][k], seen[-1][k]), k  # last.pt keeps the trained weights to resume
     assert any(not torch.allclose(best["model"][k], seen[-1][k]) for k in expected)
-    assert int(last["ema"]["n_averaged"]) == 10
+    assert int(last["ema"]["n_averaged"]) == 10 and "ema" not in best  # best.pt holds the average once
     m = _metrics(run_dir)
     loaded = load_run(run_dir)
     assert loaded.evaluate("valid") == m["valid"] and loaded.evaluate("test") == m["test"]

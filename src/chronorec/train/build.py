@@ -221,14 +221,17 @@ def make_weight_average(model: nn.Module, cfg: TrainConfig) -> AveragedModel | N
     decay = cfg.ema_decay
 
     @torch.no_grad()
-    def ema_update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor | int) -> None:
+    def ema_update(averaged: list[torch.Tensor], current: list[torch.Tensor], _n: torch.Tensor | int) -> None:
         if not (averaged[0].is_floating_point() or averaged[0].is_complex()):
             torch._foreach_copy_(averaged, current)
             return
-        t = int(n)
+        # the count as kept on the host: AveragedModel hands over a copy on the parameters' device,
+        # whose read-back would be a device sync every step on a GPU
+        t = int(average.n_averaged)
         torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + t) / (10.0 + t)))
 
-    return AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
+    average = AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
+    return average
 
 
 def check_name(name: str, what: str = "run name") -> str:

@@ -232,11 +232,11 @@ class Trainer:
             **asdict(self.state), "rng": rngs, "config": self.config.model_dump(mode="json"),
             "lr_schedule": self.lr_schedule.state_dict() if self.lr_schedule is not None else None,
         }
-        if self.ema is not None:
-            ckpt["ema"] = self.ema.state_dict()
         if best:  # the weights that were evaluated: the average when there is one
             save_checkpoint(checkpoint_path(self.run_dir, "best"),
                             ckpt if self.ema is None else {**ckpt, "model": self.ema.module.state_dict()})
+        if self.ema is not None:  # last.pt resumes the average too (best.pt has it as its "model")
+            ckpt["ema"] = self.ema.state_dict()
         save_checkpoint(checkpoint_path(self.run_dir, "last"), ckpt)
 
     # ------------------------------------------------------------- training

@@ -33,8 +33,8 @@ Defaults (RecBole): hidden 64, 2 layers, 2 heads, inner 256, dropout 0.2, mask_r
 (including the appended [MASK] slot).
 
 Deviations: no per-item output bias unless ``item_bias=true`` (RecBole's ``output_bias``; off by
-default, the scores of the other next-item models); one dropout rate for hidden and attention dropout; the [MASK] row sits after the real items in
-the item table and is never scored.
+default, as for the other next-item models); one dropout rate for hidden and attention dropout; the
+[MASK] row sits after the real items in the item table and is never scored.
 """
 
 from __future__ import annotations
