@@ -41,9 +41,12 @@ def ctr_run(ctr_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return make_run(ctr_prepared, "tin", TIN_OPTIONS, tmp_path_factory.mktemp("runs"))
 
 
-@pytest.fixture(scope="session")
-def next_run(next_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(next_prepared, "sasrec", SASREC_OPTIONS, tmp_path_factory.mktemp("runs"))
+@pytest.fixture(scope="session", params=[False, True], ids=["sasrec", "sasrec-item-bias"])
+def next_run(next_prepared: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """Every next-item serving test runs twice: plain SASRec, and with a learnt per-item score (``item_bias``),
+    which rides along as one more column of the served item table and must reach `/recommend` and the exports."""
+    return make_run(next_prepared, "sasrec", {**SASREC_OPTIONS, "item_bias": request.param},
+                    tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="session")
