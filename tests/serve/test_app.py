@@ -151,8 +151,9 @@ def _rec_body(view: PreparedView, split: str, row: int) -> tuple[dict[str, Any],
 
 def test_recommend_matches_offline_ranks(next_client: TestClient, next_view: PreparedView, next_run: Path,
                                          next_served: ServedModel, tmp_path: Path) -> None:
-    bias = next_served.model.item_bias
-    assert bias is None or bias.abs().max().item() > 1e-4  # the item-bias variant: a bias that training moved
+    bias = next_served.model.item_bias  # the item-bias variant (conftest) serves a bias that training moved
+    assert (bias is not None) == next_served.model.cfg.item_bias
+    assert bias is None or bias.abs().max().item() > 1e-4
     pred = predictions(next_run, "test", tmp_path / "next.parquet")
     assert pred["user"].n_unique() == pred.height  # leave-last-out: one test sample per user
     rank = {(u, i): r for u, i, r in pred.select("user", "item", "rank").iter_rows()}
