@@ -229,6 +229,34 @@ def test_bert_fine_tuning_batches_mask_only_the_last_item() -> None:
     assert (c.target_item[~masked] == 0).all()
 
 
+def test_bert_fine_tuning_at_any_trained_target() -> None:
+    """ft_position=any: a fine-tuning row is cut after one of its trained targets (drawn uniformly) and
+    masks that one; over draws every trained target is picked, never a context position."""
+    m = model("bert4rec", max_len=12, ft_ratio=1.0, ft_position="any")
+    b = synthetic_batch(batch_size=8, max_len=12, n_items=N_ITEMS, next_item=True, seed=5, min_len=11)
+    k = 3  # an overlapping window: only its last 3 per-position targets are trained
+    pos = torch.arange(b.max_len)[None, :]
+    b = replace(b, target_item=torch.where(pos >= (b.lengths - k)[:, None], b.target_item, 0))
+    rows = torch.arange(len(b))
+    full = [[*b.hist_item[r, : b.lengths[r]].tolist(), int(b.target_item[r, b.lengths[r] - 1])] for r in range(len(b))]
+    full = [f[-12:] for f in full]  # the window the cloze batch keeps
+    picked: set[tuple[int, int]] = set()
+    torch.manual_seed(0)
+    for _ in range(200):
+        c = m.prepare_batch(b, training=True)
+        masked = c.hist_item == m.mask_id
+        assert (masked.sum(dim=1) == 1).all() and masked[rows, c.lengths - 1].all()
+        assert (c.mask == (pos[:, : c.max_len] < c.lengths[:, None])).all()
+        assert (c.hist_item[~c.mask] == 0).all() and (c.hist_gap[~c.mask] == -1).all()
+        for r in range(len(b)):
+            n = int(c.lengths[r])
+            assert len(full[r]) - k < n <= len(full[r])  # one of the last k items
+            assert c.hist_item[r, : n - 1].tolist() == full[r][: n - 1]
+            assert int(c.target_item[r, n - 1]) == full[r][n - 1] and int(c.target_item[r].count_nonzero()) == 1
+            picked.add((r, len(full[r]) - n))
+    assert picked == {(r, j) for r in range(len(b)) for j in range(k)}
+
+
 def test_bert_ft_ratio_is_a_share_of_batches() -> None:
     m = model("bert4rec", max_len=12, ft_ratio=0.3)
     b = synthetic_batch(batch_size=64, max_len=12, n_items=N_ITEMS, next_item=True, seed=3, min_len=11)

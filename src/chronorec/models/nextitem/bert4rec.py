@@ -20,6 +20,10 @@ How it trains from chronorec's next-item batches (``prepare_batch``, vectorised,
   evaluation case. RecBole's default is 0.5; chronorec's is 0, because with disjoint windows (few per
   epoch) it costs accuracy; with ``train.window_stride=5`` it takes ml-100k from 34% to 12% below
   RecBole's converged accuracy (the mean of two RecBole seeds; docs/benchmark-results.md §4-s23, §4-s24).
+  ``ft_position="any"`` cuts each row of a fine-tuning batch after a target drawn uniformly from the
+  row's trained targets (its last ``window_stride`` with overlapping windows) and masks that one, so
+  over epochs every target is a fine-tuning case, not only the window ends (RecBole fine-tunes on
+  every prefix; a stride-5 window otherwise fine-tunes 1 target in 5, the same one each epoch).
 * evaluation: the most recent ``max_len - 1`` behaviors are kept and a ``[MASK]`` is appended
   after them; its output (position ``lengths - 1`` of the prepared batch) scores the next item.
 
@@ -40,6 +44,7 @@ default, as for the other next-item models); one dropout rate for hidden and att
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -55,6 +60,7 @@ from chronorec.models.nextitem.common import (
     SequenceRecommender,
     append_step,
     init_normal,
+    truncate_rows,
     window_batch,
 )
 from chronorec.models.registry import register_model
@@ -67,6 +73,9 @@ class BERT4RecConfig(EncoderConfig):
     ft_ratio: float = Field(
         0.0, ge=0.0, le=1.0, description="share of training batches that mask only each row's last item (RecBole's ft_ratio)"
     )
+    ft_position: Literal["last", "any"] = Field(
+        "last", description="fine-tuning batches: mask each row's last item (RecBole), or a random one of the "
+        "row's trained targets with the behaviors after it dropped")
 
 
 @register_model("bert4rec", config=BERT4RecConfig)
@@ -103,6 +112,8 @@ class BERT4Rec(SequenceRecommender):
 
     def _cloze(self, batch: Batch) -> Batch:
         L = batch.lengths
+        # the row's trained targets (the last k items of the sequence once its last target is appended)
+        k = (batch.target_item != 0).sum(1).clamp_min(1) if batch.per_position_targets else torch.ones_like(L)
         if batch.per_position_targets:  # recover the sequence's last item from its last target
             item = self._last(batch.target_item, L)  # [B]
             ts = self._last(batch.target_ts, L)
@@ -115,6 +126,11 @@ class BERT4Rec(SequenceRecommender):
         last = torch.arange(b.max_len, device=real.device)[None, :] == (b.lengths - 1)[:, None]  # [B, W]
         # no draw at ft_ratio 0, so runs without fine-tuning batches keep their random stream
         if self.cfg.ft_ratio > 0 and float(torch.rand(())) < self.cfg.ft_ratio:
+            if self.cfg.ft_position == "any":  # cut each row after one of its trained targets, drawn uniformly
+                back = (torch.rand(len(b), device=real.device) * k.clamp_max(b.lengths).clamp_min(1)).long()
+                b = truncate_rows(b, (b.lengths - back).clamp_min(0))
+                real = b.mask
+                last = torch.arange(b.max_len, device=real.device)[None, :] == (b.lengths - 1)[:, None]
             masked = last & real  # a fine-tuning batch: the evaluation case, next item after the window
         else:
             masked = (torch.rand(real.shape, device=real.device) < self.cfg.mask_ratio) & real  # [B, W]

@@ -107,6 +107,30 @@ def window_batch(batch: Batch, max_len: int) -> Batch:
     return _take_columns(batch, (batch.lengths - W).clamp_min(0), W)
 
 
+def truncate_rows(batch: Batch, lengths: Tensor) -> Batch:
+    """Keep each row's first ``lengths [B]`` behaviors (at most its own); the rest become padding.
+
+    Width is unchanged; per-position targets past the new end are zeroed with the behaviors.
+    """
+    lengths = torch.minimum(lengths, batch.lengths)
+    keep = torch.arange(batch.max_len, device=lengths.device)[None, :] < lengths[:, None]  # [B, L]
+
+    def cut(t: Tensor, fill: int = 0) -> Tensor:
+        k = keep.view(*keep.shape, *([1] * (t.dim() - 2)))
+        return torch.where(k, t, torch.full_like(t, fill))
+
+    per_pos = batch.per_position_targets
+    return replace(
+        batch,
+        hist_item=cut(batch.hist_item), hist_side={k: cut(v) for k, v in batch.hist_side.items()},
+        hist_ts=cut(batch.hist_ts), hist_gap=cut(batch.hist_gap, -1), hist_calendar=cut(batch.hist_calendar),
+        mask=keep, lengths=lengths,
+        target_item=cut(batch.target_item) if per_pos else batch.target_item,
+        target_side={k: cut(v) for k, v in batch.target_side.items()} if per_pos else batch.target_side,
+        target_ts=cut(batch.target_ts) if per_pos else batch.target_ts,
+    )
+
+
 def _take_columns(batch: Batch, offset: Tensor | None, W: int) -> Batch:
     """Columns ``offset_b .. offset_b + W - 1`` of every [B, L] field (a plain slice if no offset)."""
     lengths = batch.lengths.clamp_max(W)
