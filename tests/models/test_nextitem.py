@@ -229,32 +229,57 @@ def test_bert_fine_tuning_batches_mask_only_the_last_item() -> None:
     assert (c.target_item[~masked] == 0).all()
 
 
-def test_bert_fine_tuning_at_any_trained_target() -> None:
-    """ft_position=any: a fine-tuning row is cut after one of its trained targets (drawn uniformly) and
-    masks that one; over draws every trained target is picked, never a context position."""
-    m = model("bert4rec", max_len=12, ft_ratio=1.0, ft_position="any")
+def _stride_window_batch(k: int) -> tuple[Batch, list[list[int]]]:
+    """Long rows whose last ``k`` per-position targets are trained (an overlapping window), and each
+    row's full sequence as the cloze batch keeps it (inputs + last target, the most recent 12)."""
     b = synthetic_batch(batch_size=8, max_len=12, n_items=N_ITEMS, next_item=True, seed=5, min_len=11)
-    k = 3  # an overlapping window: only its last 3 per-position targets are trained
     pos = torch.arange(b.max_len)[None, :]
     b = replace(b, target_item=torch.where(pos >= (b.lengths - k)[:, None], b.target_item, 0))
-    rows = torch.arange(len(b))
     full = [[*b.hist_item[r, : b.lengths[r]].tolist(), int(b.target_item[r, b.lengths[r] - 1])] for r in range(len(b))]
-    full = [f[-12:] for f in full]  # the window the cloze batch keeps
+    return b, [f[-12:] for f in full]
+
+
+@pytest.mark.parametrize("cut", ["ft", "all"])
+def test_bert_cut_ends_rows_at_a_trained_target(cut: str) -> None:
+    """cut=ft (fine-tuning batches) / all (every batch): a row is cut after one of its trained targets,
+    drawn uniformly; over draws every trained target ends a row, never a context position. A
+    fine-tuning row masks exactly its new last item; a cloze row masks only inside the kept part."""
+    ft = cut == "ft"
+    m = model("bert4rec", max_len=12, ft_ratio=1.0 if ft else 0.0, cut=cut)
+    k = 3
+    b, full = _stride_window_batch(k)
+    rows = torch.arange(len(b))
     picked: set[tuple[int, int]] = set()
     torch.manual_seed(0)
     for _ in range(200):
         c = m.prepare_batch(b, training=True)
         masked = c.hist_item == m.mask_id
-        assert (masked.sum(dim=1) == 1).all() and masked[rows, c.lengths - 1].all()
-        assert (c.mask == (pos[:, : c.max_len] < c.lengths[:, None])).all()
-        assert (c.hist_item[~c.mask] == 0).all() and (c.hist_gap[~c.mask] == -1).all()
+        assert (c.mask == (torch.arange(c.max_len)[None, :] < c.lengths[:, None])).all()
+        assert (c.hist_item[~c.mask] == 0).all() and (c.hist_gap[~c.mask] == -1).all() and not masked[~c.mask].any()
+        if ft:
+            assert (masked.sum(dim=1) == 1).all() and masked[rows, c.lengths - 1].all()
+        assert (masked.sum(dim=1) >= 1).all() and (c.target_item[~masked] == 0).all()
         for r in range(len(b)):
             n = int(c.lengths[r])
-            assert len(full[r]) - k < n <= len(full[r])  # one of the last k items
-            assert c.hist_item[r, : n - 1].tolist() == full[r][: n - 1]
-            assert int(c.target_item[r, n - 1]) == full[r][n - 1] and int(c.target_item[r].count_nonzero()) == 1
+            assert len(full[r]) - k < n <= len(full[r])  # ends at one of the last k items
+            kept = [int(t) if t != m.mask_id else full[r][j] for j, t in enumerate(c.hist_item[r, :n].tolist())]
+            assert kept == full[r][:n]
+            assert c.target_item[r, :n][masked[r, :n]].tolist() == [full[r][j] for j in range(n) if masked[r, j]]
             picked.add((r, len(full[r]) - n))
     assert picked == {(r, j) for r in range(len(b)) for j in range(k)}
+
+
+def test_bert_cut_ft_leaves_cloze_batches_alone() -> None:
+    """cut=ft without fine-tuning batches trains exactly what cut=none does (same draws, same rows)."""
+    b, _ = _stride_window_batch(3)
+    outs = []
+    for cut in ("none", "ft"):
+        m = model("bert4rec", max_len=12, cut=cut)
+        torch.manual_seed(1)
+        outs.append([m.prepare_batch(b, training=True) for _ in range(5)])
+    for x, y in zip(*outs, strict=True):
+        assert torch.equal(x.hist_item, y.hist_item) and torch.equal(x.lengths, y.lengths)
+        assert torch.equal(x.target_item, y.target_item)
 
 
 def test_bert_ft_ratio_is_a_share_of_batches() -> None:

@@ -20,10 +20,11 @@ How it trains from chronorec's next-item batches (``prepare_batch``, vectorised,
   evaluation case. RecBole's default is 0.5; chronorec's is 0, because with disjoint windows (few per
   epoch) it costs accuracy; with ``train.window_stride=5`` it takes ml-100k from 34% to 12% below
   RecBole's converged accuracy (the mean of two RecBole seeds; docs/benchmark-results.md §4-s23, §4-s24).
-  ``ft_position="any"`` cuts each row of a fine-tuning batch after a target drawn uniformly from the
-  row's trained targets (its last ``window_stride`` with overlapping windows) and masks that one, so
-  over epochs every target is a fine-tuning case, not only the window ends (RecBole fine-tunes on
-  every prefix; a stride-5 window otherwise fine-tunes 1 target in 5, the same one each epoch).
+  ``cut`` ends training rows early: each row is cut after one of its trained targets, drawn uniformly
+  (its last ``window_stride`` with overlapping windows), in fine-tuning batches (``"ft"``) or in every
+  batch (``"all"``). RecBole trains every prefix of a sequence; a stride-s window stands for s of
+  them, and a cut samples one of those per epoch, so over epochs every target is the end of a
+  training row (a fine-tuning case), not only the window ends, at the cost of stride s.
 * evaluation: the most recent ``max_len - 1`` behaviors are kept and a ``[MASK]`` is appended
   after them; its output (position ``lengths - 1`` of the prepared batch) scores the next item.
 
@@ -73,9 +74,9 @@ class BERT4RecConfig(EncoderConfig):
     ft_ratio: float = Field(
         0.0, ge=0.0, le=1.0, description="share of training batches that mask only each row's last item (RecBole's ft_ratio)"
     )
-    ft_position: Literal["last", "any"] = Field(
-        "last", description="fine-tuning batches: mask each row's last item (RecBole), or a random one of the "
-        "row's trained targets with the behaviors after it dropped")
+    cut: Literal["none", "ft", "all"] = Field(
+        "none", description="cut training rows after a uniformly drawn trained target (dropping the behaviors "
+        "after it): never, in fine-tuning batches, or in every batch")
 
 
 @register_model("bert4rec", config=BERT4RecConfig)
@@ -113,7 +114,7 @@ class BERT4Rec(SequenceRecommender):
     def _cloze(self, batch: Batch) -> Batch:
         L = batch.lengths
         # the row's trained targets (the last k items of the sequence once its last target is appended)
-        k = (batch.target_item != 0).sum(1).clamp_min(1) if batch.per_position_targets else torch.ones_like(L)
+        n_trained = (batch.target_item != 0).sum(1).clamp_min(1) if batch.per_position_targets else torch.ones_like(L)
         if batch.per_position_targets:  # recover the sequence's last item from its last target
             item = self._last(batch.target_item, L)  # [B]
             ts = self._last(batch.target_ts, L)
@@ -122,16 +123,15 @@ class BERT4Rec(SequenceRecommender):
             item, ts, side = batch.target_item, batch.target_ts, batch.target_side
         gap = torch.where(L > 0, ts - self._last(batch.hist_ts, L), torch.full_like(ts, -1))  # [B]
         b = window_batch(append_step(batch, item != 0, item, ts, gap, side), self.cfg.max_len)
+        # no draw at ft_ratio 0, so runs without fine-tuning batches keep their random stream
+        ft = self.cfg.ft_ratio > 0 and float(torch.rand(())) < self.cfg.ft_ratio
+        if self.cfg.cut == "all" or (ft and self.cfg.cut == "ft"):  # end each row at one of its trained targets
+            back = (torch.rand(len(b), device=b.lengths.device) * n_trained.clamp_max(b.lengths).clamp_min(1)).long()
+            b = truncate_rows(b, (b.lengths - back).clamp_min(0))
         real = b.mask  # [B, W]
         last = torch.arange(b.max_len, device=real.device)[None, :] == (b.lengths - 1)[:, None]  # [B, W]
-        # no draw at ft_ratio 0, so runs without fine-tuning batches keep their random stream
-        if self.cfg.ft_ratio > 0 and float(torch.rand(())) < self.cfg.ft_ratio:
-            if self.cfg.ft_position == "any":  # cut each row after one of its trained targets, drawn uniformly
-                back = (torch.rand(len(b), device=real.device) * k.clamp_max(b.lengths).clamp_min(1)).long()
-                b = truncate_rows(b, (b.lengths - back).clamp_min(0))
-                real = b.mask
-                last = torch.arange(b.max_len, device=real.device)[None, :] == (b.lengths - 1)[:, None]
-            masked = last & real  # a fine-tuning batch: the evaluation case, next item after the window
+        if ft:
+            masked = last & real  # a fine-tuning batch: the evaluation case, next item after the row
         else:
             masked = (torch.rand(real.shape, device=real.device) < self.cfg.mask_ratio) & real  # [B, W]
             # rows that drew no mask get their last item masked, so every row trains something
