@@ -25,6 +25,7 @@ next-item protocols normally hide it, which is why it is off by default.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import ClassVar, Literal
 
@@ -115,20 +116,11 @@ def truncate_rows(batch: Batch, lengths: Tensor) -> Batch:
     lengths = torch.minimum(lengths, batch.lengths)
     keep = torch.arange(batch.max_len, device=lengths.device)[None, :] < lengths[:, None]  # [B, L]
 
-    def cut(t: Tensor, fill: int = 0) -> Tensor:
+    def cut(t: Tensor, fill: int) -> Tensor:
         k = keep.view(*keep.shape, *([1] * (t.dim() - 2)))
         return torch.where(k, t, torch.full_like(t, fill))
 
-    per_pos = batch.per_position_targets
-    return replace(
-        batch,
-        hist_item=cut(batch.hist_item), hist_side={k: cut(v) for k, v in batch.hist_side.items()},
-        hist_ts=cut(batch.hist_ts), hist_gap=cut(batch.hist_gap, -1), hist_calendar=cut(batch.hist_calendar),
-        mask=keep, lengths=lengths,
-        target_item=cut(batch.target_item) if per_pos else batch.target_item,
-        target_side={k: cut(v) for k, v in batch.target_side.items()} if per_pos else batch.target_side,
-        target_ts=cut(batch.target_ts) if per_pos else batch.target_ts,
-    )
+    return _map_positions(batch, cut, keep, lengths)
 
 
 def _take_columns(batch: Batch, offset: Tensor | None, W: int) -> Batch:
@@ -139,20 +131,26 @@ def _take_columns(batch: Batch, offset: Tensor | None, W: int) -> Batch:
     if offset is not None:
         idx = (offset[:, None] + ar[None, :]).clamp_max(batch.max_len - 1)  # [B, W]
 
-    def cut(t: Tensor, fill: int = 0) -> Tensor:
+    def cut(t: Tensor, fill: int) -> Tensor:
         if offset is None:
             return t[:, :W]  # a slice keeps a view, no copy
         return _gather_rows(t, idx, mask, fill)
 
+    return _map_positions(batch, cut, mask, lengths)
+
+
+def _map_positions(batch: Batch, f: Callable[[Tensor, int], Tensor], mask: Tensor, lengths: Tensor) -> Batch:
+    """``batch`` with ``f(t, padding value)`` applied to every ``[B, L, ...]`` field (per-position
+    targets included) and the given ``mask`` / ``lengths``."""
     per_pos = batch.per_position_targets
     return replace(
         batch,
-        hist_item=cut(batch.hist_item), hist_side={k: cut(v) for k, v in batch.hist_side.items()},
-        hist_ts=cut(batch.hist_ts), hist_gap=cut(batch.hist_gap, -1), hist_calendar=cut(batch.hist_calendar),
+        hist_item=f(batch.hist_item, 0), hist_side={k: f(v, 0) for k, v in batch.hist_side.items()},
+        hist_ts=f(batch.hist_ts, 0), hist_gap=f(batch.hist_gap, -1), hist_calendar=f(batch.hist_calendar, 0),
         mask=mask, lengths=lengths,
-        target_item=cut(batch.target_item) if per_pos else batch.target_item,
-        target_side={k: cut(v) for k, v in batch.target_side.items()} if per_pos else batch.target_side,
-        target_ts=cut(batch.target_ts) if per_pos else batch.target_ts,
+        target_item=f(batch.target_item, 0) if per_pos else batch.target_item,
+        target_side={k: f(v, 0) for k, v in batch.target_side.items()} if per_pos else batch.target_side,
+        target_ts=f(batch.target_ts, 0) if per_pos else batch.target_ts,
     )
 
 
