@@ -24,7 +24,7 @@ How it trains from chronorec's next-item batches (``prepare_batch``, vectorised,
   (its last ``window_stride`` with overlapping windows), in fine-tuning batches (``"ft"``) or in every
   batch (``"all"``). RecBole trains every prefix of a sequence; a stride-s window stands for s of
   them, and a cut samples one of those per epoch, so over epochs every target is the end of a
-  training row (a fine-tuning case), not only the window ends, at the cost of stride s. On ml-100k
+  training row (a fine-tuning case), not only the window ends, for a stride-s epoch's cost. On ml-100k
   (stride 5, 5 seeds; docs/benchmark-results.md §4-s26) ``cut="ft"`` was +0.0021 test NDCG@10, an
   interval including 0, and ``"all"`` lower (it early-stops sooner), so the default is ``"none"``.
 * evaluation: the most recent ``max_len - 1`` behaviors are kept and a ``[MASK]`` is appended
