@@ -115,8 +115,6 @@ class BERT4Rec(SequenceRecommender):
 
     def _cloze(self, batch: Batch) -> Batch:
         L = batch.lengths
-        # the row's trained targets (the last k items of the sequence once its last target is appended)
-        n_trained = (batch.target_item != 0).sum(1).clamp_min(1) if batch.per_position_targets else torch.ones_like(L)
         if batch.per_position_targets:  # recover the sequence's last item from its last target
             item = self._last(batch.target_item, L)  # [B]
             ts = self._last(batch.target_ts, L)
@@ -128,7 +126,9 @@ class BERT4Rec(SequenceRecommender):
         # no draw at ft_ratio 0, so runs without fine-tuning batches keep their random stream
         ft = self.cfg.ft_ratio > 0 and float(torch.rand(())) < self.cfg.ft_ratio
         if self.cfg.cut == "all" or (ft and self.cfg.cut == "ft"):  # end each row at one of its trained targets
-            back = (torch.rand(len(b), device=b.lengths.device) * n_trained.clamp_max(b.lengths).clamp_min(1)).long()
+            # the row's trained targets: the last n items of the sequence once its last target is appended
+            n = (batch.target_item != 0).sum(1) if batch.per_position_targets else torch.ones_like(L)
+            back = (torch.rand(len(b), device=b.lengths.device) * n.clamp_max(b.lengths).clamp_min(1)).long()
             b = truncate_rows(b, (b.lengths - back).clamp_min(0))
         real = b.mask  # [B, W]
         last = torch.arange(b.max_len, device=real.device)[None, :] == (b.lengths - 1)[:, None]  # [B, W]
